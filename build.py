@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""cffi builder for runnc-py's C launcher, and the project's task runner.
+
+    python3 build.py setup            apt packages, pip install -e .[test], test guests, PATH link
+    python3 build.py guests --out DIR build our freestanding test unikernels into DIR
+    python3 build.py test [ARGS...]   run the test suite (pytest)
+
+`pip install` imports this file for `ffibuilder` (see setup.py's `cffi_modules`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CSRC = HERE / "csrc"
+GUESTS_SRC = CSRC / "guests"
+BUNDLED_GUESTS = HERE / "runnc_py" / "guests"
+
+# Debian packages the runtime and its tests use (binary name -> package).
+APT_PACKAGES = {
+    "gcc": "gcc",
+    "mke2fs": "e2fsprogs",
+    "ip": "iproute2",
+    "ping": "iputils-ping",
+    "dockerd": "docker.io",
+    "runc": "runc",
+    "crun": "crun",
+    "hyperfine": "hyperfine",
+    "debugfs": "e2fsprogs",
+    "tar": "tar",
+}
+APT_LIBS = {
+    "/usr/include/seccomp.h": "libseccomp-dev",  # pyseccomp loads libseccomp.so
+    "/usr/include/sys/capability.h": "libcap-dev",  # python-prctl builds against it
+}
+
+
+def _make_ffibuilder():  # type: ignore[no-untyped-def]
+    from cffi import FFI
+
+    header = (CSRC / "spt_launcher.h").read_text()
+    # The cdef is the header's block between the CFFI-BEGIN/END markers: one source of truth
+    # for the struct layout shared by C and Python.
+    match = re.search(r"/\* CFFI-BEGIN \*/(.*)/\* CFFI-END \*/", header, re.S)
+    if match is None:
+        raise SystemExit("csrc/spt_launcher.h: missing CFFI-BEGIN/CFFI-END block")
+    builder = FFI()
+    builder.cdef(match.group(1))
+    builder.set_source(
+        "runnc_py._launcher",
+        '#include "spt_launcher.h"',
+        sources=[str(p.relative_to(HERE)) for p in sorted(CSRC.glob("*.c"))],
+        include_dirs=[str(CSRC.relative_to(HERE))],
+        extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-fno-strict-aliasing"],
+    )
+    return builder
+
+
+ffibuilder = _make_ffibuilder() if (CSRC / "spt_launcher.h").exists() else None
+
+
+# --------------------------------------------------------------------------------------------
+# test guests
+
+
+GUEST_CFLAGS = [
+    "-std=gnu11",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-ffreestanding",
+    "-fno-builtin",
+    "-fno-stack-protector",
+    "-fno-pic",
+    "-fno-pie",
+    "-mno-red-zone",
+    "-mgeneral-regs-only",
+    "-fno-asynchronous-unwind-tables",
+    "-nostdlib",
+    "-static",
+    "-no-pie",
+    "-Wl,--build-id=none",
+    "-Wl,-z,noexecstack",
+    "-Wl,-z,max-page-size=0x1000",
+]
+
+
+def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
+    """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt."""
+    common = sorted((GUESTS_SRC / "lib").glob("*.c"))
+    linker_script = GUESTS_SRC / "spt.ld"
+    built: list[Path] = []
+    for abi_version, dest in ((2, out), (1, out / "abi1")):
+        dest.mkdir(parents=True, exist_ok=True)
+        for source in sorted(GUESTS_SRC.glob("*.c")):
+            target = dest / f"{source.stem}.spt"
+            cmd = [
+                cc,
+                *GUEST_CFLAGS,
+                f"-DSOLO5_ABI_VERSION={abi_version}",
+                f"-I{GUESTS_SRC / 'include'}",
+                f"-Wl,-T,{linker_script}",
+                "-o",
+                str(target),
+                str(source),
+                *map(str, common),
+            ]
+            subprocess.run(cmd, check=True)
+            built.append(target)
+    return built
+
+
+# --------------------------------------------------------------------------------------------
+# tasks
+
+
+def _run(cmd: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def _apt_install() -> None:
+    missing = sorted(
+        {pkg for binary, pkg in APT_PACKAGES.items() if shutil.which(binary) is None}
+        | {pkg for path, pkg in APT_LIBS.items() if not Path(path).exists()}
+    )
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"missing Debian packages {missing}: run setup as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update", "-qq"], env=env)
+    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def setup() -> None:
+    _apt_install()
+    _run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{HERE}[test]"])
+    build_guests(BUNDLED_GUESTS)
+    script = Path(sysconfig.get_path("scripts")) / "runnc-py"
+    link = Path("/usr/local/bin/runnc-py")
+    # Engines call runtimes by absolute path; pyenv shims also need this to see the script.
+    if os.geteuid() == 0 and script.exists():
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(script)
+        print(f"linked {link} -> {script}")
+
+
+def test(args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=HERE)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    task, rest = argv[0], argv[1:]
+    if task == "setup":
+        setup()
+        return 0
+    if task == "guests":
+        out = Path(rest[rest.index("--out") + 1]) if "--out" in rest else BUNDLED_GUESTS
+        for path in build_guests(out):
+            print(path)
+        return 0
+    if task == "test":
+        return test(rest)
+    print(f"build.py: unknown task {task!r}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
