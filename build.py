@@ -4,6 +4,7 @@
     python3 build.py setup            apt packages, pip install -e .[test], test guests, PATH link
     python3 build.py guests --out DIR build our freestanding test unikernels into DIR
     python3 build.py test [ARGS...]   run the test suite (pytest)
+    python3 build.py ext              rebuild the C launcher extension in place
 
 `pip install` imports this file for `ffibuilder` (see setup.py's `cffi_modules`).
 """
@@ -56,8 +57,8 @@ def _make_ffibuilder():  # type: ignore[no-untyped-def]
     builder.set_source(
         "runnc_py._launcher",
         '#include "spt_launcher.h"',
-        sources=[str(p.relative_to(HERE)) for p in sorted(CSRC.glob("*.c"))],
-        include_dirs=[str(CSRC.relative_to(HERE))],
+        sources=[str(p) for p in sorted(CSRC.glob("*.c"))],
+        include_dirs=[str(CSRC)],
         extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-fno-strict-aliasing"],
     )
     return builder
@@ -155,6 +156,17 @@ def setup() -> None:
         print(f"linked {link} -> {script}")
 
 
+def build_extension() -> Path:
+    """Compile the launcher extension in place (what `pip install -e` does, in a second)."""
+    assert ffibuilder is not None
+    built = Path(ffibuilder.compile(tmpdir=str(HERE / "build" / "cffi")))
+    target = HERE / "runnc_py" / built.name
+    for stale in (HERE / "runnc_py").glob("_launcher.*.so"):
+        stale.unlink()  # an older build with another ABI tag would shadow or be shadowed
+    shutil.copy2(built, target)
+    return target
+
+
 def test(args: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=HERE)
 
@@ -171,6 +183,9 @@ def main(argv: list[str]) -> int:
         out = Path(rest[rest.index("--out") + 1]) if "--out" in rest else BUNDLED_GUESTS
         for path in build_guests(out):
             print(path)
+        return 0
+    if task == "ext":
+        print(build_extension())
         return 0
     if task == "test":
         return test(rest)

@@ -1,0 +1,50 @@
+"""`runnc-py demo`: boot the bundled hello unikernel and show what happened."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from runnc_py.errors import RunncError
+
+GUESTS = Path(__file__).resolve().parent.parent / "guests"
+
+
+def _runnc_argv() -> list[str]:
+    script = shutil.which("runnc-py")
+    return [script] if script else [sys.executable, "-m", "runnc_py.cli"]
+
+
+@click.command()
+@click.option("--guest", default="hello", show_default=True, help="Bundled guest to boot.")
+def demo(guest: str) -> None:
+    """Boot a bundled demo unikernel under spt and explain the result."""
+    from runnc_py.unikernel.elf import load_unikernel
+
+    path = GUESTS / f"{guest}.spt"
+    if not path.exists():
+        raise RunncError(f"{path} not found; run `python3 build.py setup` first", where="demo")
+    image = load_unikernel(path)
+    click.echo(f"unikernel   {path}")
+    click.echo(
+        f"built for   solo5 {image.target.name.lower()}, ABI version {image.abi_version}, "
+        f"{len(image.segments)} segments, {len(image.manifest.devices())} devices"
+    )
+    click.echo("host view   a plain process: guest memory + one trampoline page, behind a")
+    click.echo("            seccomp filter of ~7 syscalls (see `runnc-py policy show spt`)")
+    argv = [*_runnc_argv(), "exec", "--mem", "16", str(path), "--", "hello", "from", "runnc-py"]
+    click.echo(f"running     {' '.join(argv)}")
+    click.echo("---- guest output ----")
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    elapsed = (time.perf_counter() - start) * 1000
+    click.echo(proc.stdout.decode(errors="replace"), nl=False)
+    click.echo("----------------------")
+    click.echo(f"exit status {proc.returncode} after {elapsed:.1f} ms (whole CLI, Python start included)")
+    if proc.returncode != 0:
+        raise RunncError(f"the demo guest exited with status {proc.returncode}", where="demo")

@@ -1,0 +1,316 @@
+"""From a launch request to a running guest: validate, open devices, compile the filter, boot.
+
+`check` validates without side effects (used by `create` to fail early), `prepare` does
+everything that can still fail with a clear message (and cleans up after itself when it does),
+and `boot` hands the prepared plan to the C launcher, which turns this very process into the
+guest. Callers may drop privileges between `prepare` and `boot`: the devices are open by then.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+from runnc_py.errors import RunncError
+from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
+
+if TYPE_CHECKING:
+    from runnc_py.unikernel.elf import UnikernelImage
+
+DEFAULT_MEM_MB = 512  # solo5-spt's default
+CMDLINE_MAX = 8191  # bytes, without the terminating NUL (SPT_CMDLINE_SIZE - 1)
+SPT_ABI_VERSIONS = (1, 2)  # Solo5 0.6.x/0.7.x and >= 0.8: same boot info and memory map
+# Room the guest needs above its image for a stack and a minimal heap; less than this and the
+# guest would fault before printing anything, so we refuse up front.
+MIN_FREE_BYTES = 256 * 1024
+MONITORS = ("auto", "spt", "hvt")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    unikernel: str
+    args: tuple[str, ...] = ()
+    mem_mb: int | None = None
+    nets: Mapping[str, str] = field(default_factory=dict)
+    net_macs: Mapping[str, str] = field(default_factory=dict)
+    blocks: Mapping[str, str] = field(default_factory=dict)
+    block_sector_sizes: Mapping[str, int] = field(default_factory=dict)
+    policy: str | None = None
+    monitor: str = "auto"
+    x_exec_heap: bool = False
+
+
+@dataclass
+class PreparedBoot:
+    image: UnikernelImage
+    mem_size: int
+    cmdline: bytes
+    manifest: bytes
+    bpf: bytes
+    elf_fd: int
+    epollfd: int
+    timerfd: int
+    nets: list[OpenNet]
+    blocks: list[OpenBlock]
+    x_exec_heap: bool
+
+    def fds(self) -> list[int]:
+        """Every fd the guest keeps (the ELF fd is closed by the launcher after loading)."""
+        return [self.epollfd, self.timerfd, *(d.fd for d in self.nets), *(d.fd for d in self.blocks)]
+
+    def close(self) -> None:
+        for fd in (self.elf_fd, *self.fds()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def guest_cmdline(args: tuple[str, ...] | list[str]) -> bytes:
+    """The command line solo5-spt builds: the arguments joined by single spaces."""
+    cmdline = " ".join(args).encode()
+    if len(cmdline) > CMDLINE_MAX:
+        raise RunncError(
+            f"guest command line is {len(cmdline)} bytes, the limit is {CMDLINE_MAX}",
+            where="arguments",
+        )
+    if b"\0" in cmdline:
+        raise RunncError("guest command line contains a NUL byte", where="arguments")
+    return cmdline
+
+
+def memory_size(image: UnikernelImage, mem_mb: int | None) -> int:
+    mb = DEFAULT_MEM_MB if mem_mb is None else mem_mb
+    if mb <= 1:
+        raise RunncError(f"guest memory must be more than 1 MiB, got {mb}", where="--mem")
+    size = mb << 20
+    if image.kernel_end + MIN_FREE_BYTES > size:
+        need = -(-(image.kernel_end + MIN_FREE_BYTES) // (1 << 20))
+        raise RunncError(
+            f"{mb} MiB is too small for {image.path} (needs at least {need} MiB)", where="--mem"
+        )
+    return size
+
+
+def select_monitor(requested: str, image: UnikernelImage) -> str:
+    """`auto` runs spt binaries under spt and hvt binaries under hvt; explicit choices must match."""
+    from runnc_py.unikernel.elf import Target
+
+    if requested not in MONITORS:
+        raise RunncError(f"unknown monitor {requested!r} (auto, spt, hvt)", where="--monitor")
+    built_for = "spt" if image.target == Target.SPT else "hvt"
+    if requested != "auto" and requested != built_for:
+        raise RunncError(
+            f"{image.path} is built for {built_for}, cannot run it under {requested}",
+            where="--monitor",
+        )
+    if built_for == "hvt":
+        raise RunncError(
+            "hvt unikernels need the KVM monitor, which this version does not include yet",
+            where=image.path,
+        )
+    if image.abi_version not in SPT_ABI_VERSIONS:
+        raise RunncError(
+            f"unsupported spt ABI version {image.abi_version} (supported: 1, 2)", where=image.path
+        )
+    return built_for
+
+
+def _check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
+    """Every manifest device attached, every attachment named in the manifest, kinds matching."""
+    from runnc_py.unikernel.manifest import DeviceType
+
+    manifest = image.manifest
+    for flag, names, kind in (
+        ("--net", req.nets, DeviceType.NET_BASIC),
+        ("--block", req.blocks, DeviceType.BLOCK_BASIC),
+    ):
+        for name in names:
+            entry = manifest.find(name)
+            if entry is None:
+                known = ", ".join(e.name for e in manifest.devices()) or "none"
+                raise RunncError(
+                    f"{image.path} has no device {name!r} (its devices: {known})",
+                    where=f"{flag}:{name}",
+                )
+            if entry.type != kind:
+                raise RunncError(
+                    f"device {name!r} of {image.path} is not a {flag[2:]} device",
+                    where=f"{flag}:{name}",
+                )
+    for name in req.net_macs:
+        if name not in req.nets:
+            raise RunncError(f"MAC given for unattached device {name!r}", where=f"--net-mac:{name}")
+    for name in req.block_sector_sizes:
+        if name not in req.blocks:
+            raise RunncError(
+                f"sector size given for unattached device {name!r}",
+                where=f"--block-sector-size:{name}",
+            )
+    missing = [e.name for e in manifest.devices() if e.name not in req.nets and e.name not in req.blocks]
+    if missing:
+        flags = []
+        for name in missing:
+            entry = manifest.find(name)
+            kind = "net" if entry is not None and entry.type == DeviceType.NET_BASIC else "block"
+            flags.append(f"--{kind}:{name}=...")
+        raise RunncError(
+            f"device(s) {', '.join(missing)} declared by the unikernel but not attached; "
+            f"give {' '.join(flags)}",
+            where=image.path,
+        )
+
+
+def check(req: LaunchRequest) -> UnikernelImage:
+    """Validate the request without opening devices; returns the validated image."""
+    from runnc_py.unikernel.elf import load_unikernel
+
+    image = load_unikernel(req.unikernel)
+    select_monitor(req.monitor, image)
+    memory_size(image, req.mem_mb)
+    guest_cmdline(req.args)
+    _check_devices(image, req)
+    return image
+
+
+def prepare(req: LaunchRequest) -> PreparedBoot:
+    """Validate, open the guest's fds and compile its filter. Nothing is left open on failure."""
+    from runnc_py import _launcher
+    from runnc_py.sandbox.bpf import compile_bpf
+    from runnc_py.sandbox.policy import BootFacts, DeviceFacts, load_policy, resolve
+    from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
+
+    image = check(req)
+    policy = load_policy(req.policy or "spt")
+    mem_size = memory_size(image, req.mem_mb)
+    cmdline = guest_cmdline(req.args)
+    opened: list[int] = []
+    nets: list[OpenNet] = []
+    blocks: list[OpenBlock] = []
+    try:
+        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        opened.append(elf_fd)
+        for name, spec in req.nets.items():
+            net = open_net(name, spec, req.net_macs.get(name))
+            if not spec.startswith("@"):
+                opened.append(net.fd)
+            nets.append(net)
+        for name, path in req.blocks.items():
+            block = open_block(name, path, req.block_sector_sizes.get(name, 512))
+            opened.append(block.fd)
+            blocks.append(block)
+        fds = _launcher.ffi.new("int[2]")
+        if _launcher.lib.runnc_spt_make_fds(fds, fds + 1) != 0:
+            err = _launcher.ffi.errno
+            raise RunncError(f"cannot create the guest's epoll/timer fds: {os.strerror(err)}")
+        epollfd, timerfd = fds[0], fds[1]
+        opened += [epollfd, timerfd]
+        attachments: dict[str, BlockAttachment | NetAttachment] = {
+            **{n.name: NetAttachment(hostfd=n.fd, mac=n.mac, mtu=n.mtu) for n in nets},
+            **{
+                b.name: BlockAttachment(hostfd=b.fd, capacity=b.capacity, block_size=b.block_size)
+                for b in blocks
+            },
+        }
+        manifest = fill_manifest(image.manifest, attachments)
+        facts = BootFacts(
+            epollfd=epollfd,
+            timerfd=timerfd,
+            devices=(
+                *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in nets),
+                *(
+                    DeviceFacts(
+                        kind="block",
+                        name=b.name,
+                        hostfd=b.fd,
+                        capacity=b.capacity,
+                        block_size=b.block_size,
+                    )
+                    for b in blocks
+                ),
+            ),
+        )
+        bpf = compile_bpf(resolve(policy, facts), policy.default_action)
+    except BaseException:
+        for fd in opened:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        raise
+    return PreparedBoot(
+        image=image,
+        mem_size=mem_size,
+        cmdline=cmdline,
+        manifest=manifest,
+        bpf=bpf,
+        elf_fd=elf_fd,
+        epollfd=epollfd,
+        timerfd=timerfd,
+        nets=nets,
+        blocks=blocks,
+        x_exec_heap=req.x_exec_heap,
+    )
+
+
+def boot(prepared: PreparedBoot, *, shed_host: bool = True) -> NoReturn:
+    """Become the guest. Returns only by raising RunncError if the launcher refused the plan."""
+    from runnc_py import _launcher
+
+    ffi, lib = _launcher.ffi, _launcher.lib
+    image = prepared.image
+    # Anything Python still buffers would be lost with its memory: flush it now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    segments = ffi.new("struct runnc_segment[]", len(image.segments))
+    for i, seg in enumerate(image.segments):
+        segments[i].vaddr = seg.vaddr
+        segments[i].offset = seg.offset
+        segments[i].filesz = seg.filesz
+        segments[i].memsz = seg.memsz
+        segments[i].prot = seg.prot
+    keep = prepared.fds()
+    keep_fds = ffi.new("int[]", keep)
+    watch_fds = ffi.new("int[]", [n.fd for n in prepared.nets])
+    watch_tokens = ffi.new(
+        "uint64_t[]", [image.manifest.find(n.name).index for n in prepared.nets]  # type: ignore[union-attr]
+    )
+    mft = ffi.new("uint8_t[]", prepared.manifest)
+    bpf = ffi.new("uint8_t[]", prepared.bpf)
+    cmdline = ffi.new("char[]", prepared.cmdline)
+    plan = ffi.new(
+        "struct runnc_spt_plan *",
+        {
+            "elf_fd": prepared.elf_fd,
+            "mem_size": prepared.mem_size,
+            "entry": image.entry,
+            "kernel_end": image.kernel_end,
+            "segments": segments,
+            "nsegments": len(image.segments),
+            "mft": mft,
+            "mft_size": len(prepared.manifest),
+            "cmdline": cmdline,
+            "epollfd": prepared.epollfd,
+            "timerfd": prepared.timerfd,
+            "watch_fds": watch_fds,
+            "watch_tokens": watch_tokens,
+            "nwatch": len(prepared.nets),
+            "bpf": bpf,
+            "bpf_size": len(prepared.bpf),
+            "keep_fds": keep_fds,
+            "nkeep": len(keep),
+            "exec_heap": int(prepared.x_exec_heap),
+            "shed_host": int(shed_host),
+        },
+    )
+    err = ffi.new("char[512]")
+    lib.runnc_spt_boot(plan, err, len(err))
+    prepared.close()
+    raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
+
+
+def launch(req: LaunchRequest) -> NoReturn:
+    boot(prepare(req))

@@ -1,0 +1,131 @@
+"""Parse `runnc-py exec` arguments in both spellings: ours and solo5-spt's.
+
+    runnc-py exec --mem 64 --net service0=tap0 --block storage=disk.img app.spt -- a b
+    runnc-py exec --mem=64 --net:service0=tap0 --block:storage=disk.img app.spt a b
+
+Existing Nabla scripts call the tender with the second form, so both must work unchanged.
+Options stop at the unikernel path (or `--`); everything after it is the guest's command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runnc_py.errors import RunncError
+from runnc_py.monitor.launch import LaunchRequest
+
+USAGE = """\
+Usage: runnc-py exec [OPTIONS] UNIKERNEL [--] [ARGS...]
+
+  Run a Solo5 unikernel directly, without an OCI bundle.
+
+Options (solo5-spt's spelling --opt:NAME=VALUE and --opt=VALUE is accepted too):
+  --mem MB                     guest memory in MiB (default 512)
+  --net NAME=TAP               attach manifest net device NAME to tap TAP (or @FD)
+  --net-mac NAME=MAC           MAC address of net device NAME (default: random, local)
+  --block NAME=PATH            attach manifest block device NAME to image PATH
+  --block-sector-size NAME=N   sector size of block device NAME (default 512)
+  --policy FILE                seccomp policy file (default: the shipped spt policy)
+  --monitor auto|spt|hvt       which monitor runs the unikernel (default auto)
+  --x-exec-heap                make guest memory executable (needed by some LKL images)
+  -h, --help                   show this message
+"""
+
+_KEYED = {"--net": "nets", "--net-mac": "net_macs", "--block": "blocks",
+          "--block-sector-size": "block_sector_sizes"}
+_VALUED = {"--mem", "--policy", "--monitor"}
+_FLAGS = {"--x-exec-heap": "x_exec_heap", "--net-auto": "net_auto"}
+
+
+@dataclass
+class ExecArgs:
+    unikernel: str = ""
+    args: list[str] = field(default_factory=list)
+    mem: str | None = None
+    policy: str | None = None
+    monitor: str = "auto"
+    nets: dict[str, str] = field(default_factory=dict)
+    net_macs: dict[str, str] = field(default_factory=dict)
+    blocks: dict[str, str] = field(default_factory=dict)
+    block_sector_sizes: dict[str, str] = field(default_factory=dict)
+    x_exec_heap: bool = False
+    net_auto: bool = False
+    help: bool = False
+
+    def request(self) -> LaunchRequest:
+        return LaunchRequest(
+            unikernel=self.unikernel,
+            args=tuple(self.args),
+            mem_mb=_int(self.mem, "--mem") if self.mem is not None else None,
+            nets=dict(self.nets),
+            net_macs=dict(self.net_macs),
+            blocks=dict(self.blocks),
+            block_sector_sizes={
+                k: _int(v, f"--block-sector-size:{k}") for k, v in self.block_sector_sizes.items()
+            },
+            policy=self.policy,
+            monitor=self.monitor,
+            x_exec_heap=self.x_exec_heap,
+        )
+
+
+def _int(text: str, where: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise RunncError(f"expected a whole number, got {text!r}", where=where) from None
+
+
+def _split_keyed(flag: str, text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise RunncError(f"expected NAME=VALUE, got {text!r}", where=flag)
+    return name, value
+
+
+def parse_exec_args(argv: list[str]) -> ExecArgs:
+    out = ExecArgs()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg in ("-h", "--help"):
+            out.help = True
+            return out
+        flag, colon, keyed_rest = arg.partition(":")
+        if colon and flag in _KEYED:  # solo5-spt: --net:NAME=IFACE
+            name, value = _split_keyed(flag, keyed_rest)
+            getattr(out, _KEYED[flag])[name] = value
+            i += 1
+            continue
+        flag, eq, inline = arg.partition("=")
+        if flag in _FLAGS and not eq:
+            setattr(out, _FLAGS[flag], True)
+            i += 1
+            continue
+        if flag in _KEYED or flag in _VALUED:
+            if eq:
+                value = inline
+                i += 1
+            else:
+                if i + 1 >= len(argv):
+                    raise RunncError("missing value", where=flag)
+                value = argv[i + 1]
+                i += 2
+            if flag in _KEYED:
+                name, val = _split_keyed(flag, value)
+                getattr(out, _KEYED[flag])[name] = val
+            else:
+                setattr(out, flag[2:], value)
+            continue
+        raise RunncError(f"unknown option {arg!r} (see runnc-py exec --help)", where="exec")
+    if i >= len(argv):
+        raise RunncError("missing UNIKERNEL operand (see runnc-py exec --help)", where="exec")
+    out.unikernel = argv[i]
+    rest = argv[i + 1 :]
+    out.args = rest[1:] if rest[:1] == ["--"] else rest
+    return out
