@@ -4,7 +4,7 @@
     python3 build.py setup            apt packages, pip install -e .[test], test guests, PATH link
     python3 build.py guests --out DIR build our freestanding test unikernels into DIR
     python3 build.py test [ARGS...]   run the test suite (pytest)
-    python3 build.py ext              rebuild the C launcher extension in place
+    python3 build.py ext              rebuild the C extensions (spt launcher, hvt monitor) in place
 
 `pip install` imports this file for `ffibuilder` (see setup.py's `cffi_modules`).
 """
@@ -67,6 +67,34 @@ def _make_ffibuilder():  # type: ignore[no-untyped-def]
 ffibuilder = _make_ffibuilder() if (CSRC / "spt_launcher.h").exists() else None
 
 
+# ---- hvt monitor: a second extension, runnc_py._hvt, from csrc/hvt/ ----------------------
+# Separate from the spt launcher on purpose: its own header, sources and cdef, so neither
+# build can break the other. See csrc/hvt/hvt_monitor.h and docs/hvt.md.
+HVT_SRC = CSRC / "hvt"
+
+
+def _make_hvt_ffibuilder():  # type: ignore[no-untyped-def]
+    from cffi import FFI
+
+    header = (HVT_SRC / "hvt_monitor.h").read_text()
+    match = re.search(r"/\* CFFI-BEGIN \*/(.*)/\* CFFI-END \*/", header, re.S)
+    if match is None:
+        raise SystemExit("csrc/hvt/hvt_monitor.h: missing CFFI-BEGIN/CFFI-END block")
+    builder = FFI()
+    builder.cdef(match.group(1))
+    builder.set_source(
+        "runnc_py._hvt",
+        '#include "hvt_monitor.h"',
+        sources=[str(p) for p in sorted(HVT_SRC.glob("*.c"))],
+        include_dirs=[str(HVT_SRC)],
+        extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-fno-strict-aliasing"],
+    )
+    return builder
+
+
+hvt_ffibuilder = _make_hvt_ffibuilder() if (HVT_SRC / "hvt_monitor.h").exists() else None
+
+
 # --------------------------------------------------------------------------------------------
 # test guests
 
@@ -77,12 +105,17 @@ GUEST_CFLAGS = [
     "-Wall",
     "-Wextra",
     "-Werror",
+    # No libc: gcc's own freestanding stdint.h/stddef.h/stdarg.h only; lib/ has the rest.
     "-ffreestanding",
     "-fno-builtin",
+    # ... and keep gcc from turning lib/string.c's loops back into calls to themselves.
+    "-fno-tree-loop-distribute-patterns",
     "-fno-stack-protector",
+    "-fcf-protection=none",
     "-fno-pic",
     "-fno-pie",
     "-mno-red-zone",
+    # No SSE/x87: the same sources must also suit KVM guests where SSE may fault.
     "-mgeneral-regs-only",
     "-fno-asynchronous-unwind-tables",
     "-nostdlib",
@@ -93,15 +126,30 @@ GUEST_CFLAGS = [
     "-Wl,-z,max-page-size=0x1000",
 ]
 
+# (ABI1 note abi_version, output subdirectory): 2 for Solo5 >= 0.8, 1 for Solo5 <= 0.7.
+GUEST_ABI_VERSIONS = ((2, ""), (1, "abi1"))
+
+
+def guest_sources() -> list[Path]:
+    """The guests: every csrc/guests/<name>.c (lib/ holds the shared runtime)."""
+    return sorted(GUESTS_SRC.glob("*.c"))
+
 
 def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
-    """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt."""
-    common = sorted((GUESTS_SRC / "lib").glob("*.c"))
+    """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt.
+
+    Each guest is one gcc run over its source plus csrc/guests/lib/*.c, linked with
+    csrc/guests/spt.ld. The runs are independent, so they go in parallel.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    common = [str(p) for p in sorted((GUESTS_SRC / "lib").glob("*.c"))]
     linker_script = GUESTS_SRC / "spt.ld"
-    built: list[Path] = []
-    for abi_version, dest in ((2, out), (1, out / "abi1")):
+    jobs: list[tuple[list[str], Path]] = []
+    for abi_version, subdir in GUEST_ABI_VERSIONS:
+        dest = out / subdir if subdir else out
         dest.mkdir(parents=True, exist_ok=True)
-        for source in sorted(GUESTS_SRC.glob("*.c")):
+        for source in guest_sources():
             target = dest / f"{source.stem}.spt"
             cmd = [
                 cc,
@@ -112,9 +160,54 @@ def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
                 "-o",
                 str(target),
                 str(source),
-                *map(str, common),
+                *common,
             ]
-            subprocess.run(cmd, check=True)
+            jobs.append((cmd, target))
+
+    def run(job: tuple[list[str], Path]) -> Path:
+        cmd, target = job
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"building guest {target} failed:\n{done.stderr.strip()}")
+        return target
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        built = list(pool.map(run, jobs))
+    return built + build_hvt_guests(out, cc)
+
+
+HVT_GUESTS_SRC = GUESTS_SRC / "hvt"
+
+
+def build_hvt_guests(out: Path, cc: str = "gcc") -> list[Path]:
+    """Compile every csrc/guests/hvt/<name>.c into OUT/hvt/<name>.hvt (ABI 2) and
+    OUT/hvt/abi1/<name>.hvt, with csrc/guests/hvt/lib/*.c and csrc/guests/hvt/hvt.ld.
+
+    hvt guests have their own runtime (hypercalls instead of syscalls) but the same
+    freestanding flags as the spt guests; -mgeneral-regs-only matters here, since a
+    paravirtual KVM may not emulate guest SSE instructions.
+    """
+    common = [str(p) for p in sorted((HVT_GUESTS_SRC / "lib").glob("*.c"))]
+    built: list[Path] = []
+    for abi_version, subdir in GUEST_ABI_VERSIONS:
+        dest = out / "hvt" / subdir if subdir else out / "hvt"
+        dest.mkdir(parents=True, exist_ok=True)
+        for source in sorted(HVT_GUESTS_SRC.glob("*.c")):
+            target = dest / f"{source.stem}.hvt"
+            cmd = [
+                cc,
+                *GUEST_CFLAGS,
+                f"-DSOLO5_ABI_VERSION={abi_version}",
+                f"-I{HVT_GUESTS_SRC / 'include'}",
+                f"-Wl,-T,{HVT_GUESTS_SRC / 'hvt.ld'}",
+                "-o",
+                str(target),
+                str(source),
+                *common,
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"building guest {target} failed:\n{done.stderr.strip()}")
             built.append(target)
     return built
 
@@ -167,6 +260,17 @@ def build_extension() -> Path:
     return target
 
 
+def build_hvt_extension() -> Path:
+    """Compile the hvt monitor extension (runnc_py._hvt) in place."""
+    assert hvt_ffibuilder is not None
+    built = Path(hvt_ffibuilder.compile(tmpdir=str(HERE / "build" / "cffi-hvt")))
+    target = HERE / "runnc_py" / built.name
+    for stale in (HERE / "runnc_py").glob("_hvt.*.so"):
+        stale.unlink()
+    shutil.copy2(built, target)
+    return target
+
+
 def test(args: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=HERE)
 
@@ -186,6 +290,7 @@ def main(argv: list[str]) -> int:
         return 0
     if task == "ext":
         print(build_extension())
+        print(build_hvt_extension())
         return 0
     if task == "test":
         return test(rest)

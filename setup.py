@@ -2,4 +2,4 @@
 # pyproject.toml and the C build itself is declared in build.py.
 from setuptools import setup
 
-setup(cffi_modules=["build.py:ffibuilder"])
+setup(cffi_modules=["build.py:ffibuilder", "build.py:hvt_ffibuilder"])

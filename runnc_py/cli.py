@@ -1,24 +1,28 @@
 """The `runnc-py` command line: runc's global flags and one thin command per verb.
 
-Commands live in `runnc_py.commands.*` and are imported only when called: this CLI is on
-Docker's hot path (`state`, `kill` are called often), so importing every command's
-dependencies up front would cost tens of milliseconds per call.
+Commands live in `runnc_py.commands.*` and are imported only when called. This module itself
+imports no click: Docker's shim and conmon call `state`, `kill`, `start` and `delete` once or
+more per container, so those four take a fast path (`FAST`) that parses runc's simple forms
+by hand and calls the library directly; every other form (and `--help`) goes through click,
+built on first use (`cli` / `LazyGroup` are module attributes created lazily, PEP 562).
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
-
-import click
 
 from runnc_py import __version__
 from runnc_py.errors import RunncError
 from runnc_py.oci.log import RuntimeLog
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
 DEFAULT_ROOT = "/run/runnc-py"
+DELEGATE_ENV = "RUNNC_PY_DELEGATE"
 
 # command name -> "module:attribute"; each module owns its command(s).
 COMMANDS: dict[str, str] = {
@@ -44,66 +48,240 @@ COMMANDS: dict[str, str] = {
 }
 
 
-@dataclass
 class Globals:
-    """runc's global flags, handed to every command as `ctx.obj`."""
+    """runc's global flags, handed to every command as `ctx.obj`.
 
-    root: str = DEFAULT_ROOT
-    log: RuntimeLog = field(default_factory=RuntimeLog)
-    systemd_cgroup: bool = False
+    `argv` is the whole command line after the program name: `--delegate` hands it on
+    unchanged (but for --root) to another runtime.
+    """
+
+    __slots__ = ("argv", "delegate", "log", "root", "systemd_cgroup")
+
+    def __init__(
+        self,
+        root: str = DEFAULT_ROOT,
+        log: RuntimeLog | None = None,
+        systemd_cgroup: bool = False,
+        delegate: str | None = None,
+        argv: Sequence[str] = (),
+    ) -> None:
+        self.root = root
+        self.log = log if log is not None else RuntimeLog()
+        self.systemd_cgroup = systemd_cgroup
+        self.delegate = delegate
+        self.argv = list(argv)
+
+    def __repr__(self) -> str:
+        return f"Globals(root={self.root!r}, delegate={self.delegate!r})"
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a command's module only when that command runs."""
+# --------------------------------------------------------------------------------------------
+# fast path: runc's simple forms of the hot verbs, no click
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+_VALUE_OPTS = ("--root", "--log", "--log-format", "--delegate")
+_FLAG_OPTS = ("--debug", "--systemd-cgroup")
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+
+def split_globals(argv: Sequence[str]) -> tuple[dict[str, Any], int] | None:
+    """(global options, index of the command) for ARGV, or None if click must parse it."""
+    opts: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _FLAG_OPTS:
+            opts[arg] = True
+            i += 1
+        elif arg in _VALUE_OPTS:
+            if i + 1 >= len(argv):
+                return None
+            opts[arg] = argv[i + 1]
+            i += 2
+        elif arg.startswith("--") and arg.split("=", 1)[0] in _VALUE_OPTS and "=" in arg:
+            key, value = arg.split("=", 1)
+            opts[key] = value
+            i += 1
+        elif arg.startswith("-"):
             return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                return None  # command not built yet in this version
-            raise
-        command: click.Command = getattr(module, attr)
-        return command
+        else:
+            return opts, i
+    return None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, help="State directory root.")
-@click.option("--log", "log_path", default=None, help="Log file (runc's --log).")
-@click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@click.option("--debug", is_flag=True, help="Write debug entries to the log.")
-@click.option("--systemd-cgroup", is_flag=True, help="Accepted for runc compatibility.")
-@click.version_option(__version__, "--version", "-v", prog_name="runnc-py")
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    root: str,
-    log_path: str | None,
-    log_format: str,
-    debug: bool,
-    systemd_cgroup: bool,
-) -> None:
-    """Run Solo5 unikernels as OCI containers."""
-    ctx.obj = Globals(
-        root=root,
-        log=RuntimeLog(path=log_path, fmt=log_format, debug=debug),
-        systemd_cgroup=systemd_cgroup,
+def globals_from(opts: dict[str, Any], argv: Sequence[str]) -> Globals:
+    return Globals(
+        root=opts.get("--root", DEFAULT_ROOT),
+        log=RuntimeLog(
+            path=opts.get("--log"), fmt=opts.get("--log-format", "text"), debug="--debug" in opts
+        ),
+        systemd_cgroup="--systemd-cgroup" in opts,
+        delegate=opts.get("--delegate") or os.environ.get(DELEGATE_ENV) or None,
+        argv=argv,
     )
+
+
+def _fast_state(g: Globals, flags: set[str], args: list[str]) -> int:
+    from runnc_py.oci import lifecycle
+
+    sys.stdout.write(lifecycle.state_json(g, args[0]) + "\n")
+    return 0
+
+
+def _fast_kill(g: Globals, flags: set[str], args: list[str]) -> int:
+    from runnc_py.oci import lifecycle
+
+    lifecycle.kill(g, args[0], args[1] if len(args) > 1 else "SIGTERM", all_=bool(flags))
+    return 0
+
+
+def _fast_start(g: Globals, flags: set[str], args: list[str]) -> int:
+    from runnc_py.oci import lifecycle
+
+    lifecycle.start(g, args[0])
+    return 0
+
+
+def _fast_delete(g: Globals, flags: set[str], args: list[str]) -> int:
+    from runnc_py.oci import lifecycle
+
+    lifecycle.delete(g, args[0], force=bool(flags))
+    return 0
+
+
+# verb -> (accepted flags, min operands, max operands, handler)
+FAST: dict[str, tuple[frozenset[str], int, int, Callable[[Globals, set[str], list[str]], int]]] = {
+    "state": (frozenset(), 1, 1, _fast_state),
+    "kill": (frozenset({"--all", "-a"}), 1, 2, _fast_kill),
+    "start": (frozenset(), 1, 1, _fast_start),
+    "delete": (frozenset({"--force", "-f"}), 1, 1, _fast_delete),
+}
+
+
+def _fast_path(argv: list[str]) -> tuple[Globals, Callable[[], int]] | None:
+    split = split_globals(argv)
+    if split is None:
+        return None
+    opts, at = split
+    if opts.get("--log-format", "text") not in ("text", "json"):
+        return None  # let click report the bad choice
+    entry = FAST.get(argv[at])
+    if entry is None:
+        return None
+    accepted, lo, hi, handler = entry
+    flags: set[str] = set()
+    operands: list[str] = []
+    for arg in argv[at + 1 :]:
+        if arg in accepted:
+            flags.add(arg)
+        elif arg.startswith("-") and not operands:
+            return None  # --help, unknown flags: click explains
+        else:
+            operands.append(arg)
+    if not lo <= len(operands) <= hi:
+        return None
+    g = globals_from(opts, argv)
+    return g, lambda: handler(g, flags, operands)
+
+
+# --------------------------------------------------------------------------------------------
+# click (built on first use)
+
+_click_objects: dict[str, Any] = {}
+
+
+def _build_click() -> dict[str, Any]:
+    if _click_objects:
+        return _click_objects
+    import importlib
+
+    import click
+
+    class LazyGroup(click.Group):
+        """A click group that imports a command's module only when that command runs."""
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(COMMANDS)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            target = COMMANDS.get(cmd_name)
+            if target is None:
+                return None
+            module_name, attr = target.split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    return None  # command not built yet in this version
+                raise
+            command: click.Command = getattr(module, attr)
+            return command
+
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--root", default=DEFAULT_ROOT, show_default=True, help="State directory root.")
+    @click.option("--log", "log_path", default=None, help="Log file (runc's --log).")
+    @click.option(
+        "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )
+    @click.option("--debug", is_flag=True, help="Write debug entries to the log.")
+    @click.option("--systemd-cgroup", is_flag=True, help="Use systemd-style cgroup paths.")
+    @click.option(
+        "--delegate",
+        default=None,
+        metavar="RUNTIME",
+        help=f"Hand bundles that hold no unikernel to this runtime (env {DELEGATE_ENV}).",
+    )
+    @click.version_option(__version__, "--version", "-v", prog_name="runnc-py")
+    @click.pass_context
+    def cli(
+        ctx: click.Context,
+        root: str,
+        log_path: str | None,
+        log_format: str,
+        debug: bool,
+        systemd_cgroup: bool,
+        delegate: str | None,
+    ) -> None:
+        """Run Solo5 unikernels as OCI containers."""
+        ctx.obj = Globals(
+            root=root,
+            log=RuntimeLog(path=log_path, fmt=log_format, debug=debug),
+            systemd_cgroup=systemd_cgroup,
+            delegate=delegate or os.environ.get(DELEGATE_ENV) or None,
+            argv=_current_argv,
+        )
+
+    _click_objects.update(cli=cli, LazyGroup=LazyGroup)
+    return _click_objects
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("cli", "LazyGroup"):
+        return _build_click()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_current_argv: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: every RunncError becomes one line on stderr, a log entry and exit 1."""
+    global _current_argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    _current_argv = args
+    fast = _fast_path(args)
+    if fast is not None:
+        g, call = fast
+        try:
+            status = call()
+        except RunncError as exc:
+            g.log.error(exc.line())
+            sys.exit(exc.status)
+        sys.stdout.flush()
+        sys.exit(status)
+    import click
+
+    cli = _build_click()["cli"]
     try:
-        return cli.main(args=argv, prog_name="runnc-py", standalone_mode=False)
+        return cli.main(args=args, prog_name="runnc-py", standalone_mode=False)
     except RunncError as exc:
         log = _log_from_context()
         log.error(exc.line())
@@ -119,12 +297,14 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 def _log_from_context() -> RuntimeLog:
+    import click
+
     ctx = click.get_current_context(silent=True)
     while ctx is not None:
         if isinstance(ctx.obj, Globals):
             return ctx.obj.log
         ctx = ctx.parent
-    return _log_from_argv(sys.argv[1:])
+    return _log_from_argv(_current_argv)
 
 
 def _log_from_argv(argv: list[str]) -> RuntimeLog:

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Boot benchmark (issue 3): hello to exit, and host overhead RSS of a running guest.
+
+    python3 bench/boot.py [--runs 200] [--guests DIR]
+    SOLO5_SPT=/path/to/solo5-spt python3 bench/boot.py     # adds the reference tender
+
+Rows, all measured in this run with the same harness (fork/exec + wait from this process):
+  runnc-py exec   the whole CLI: Python start, ELF checks, policy, launcher
+  launcher path   fork of a warm Python + runnc_spt_boot (what `start` does in the init process)
+  static C hello  the floor: a static binary that writes and exits
+  solo5-spt       the reference tender, when SOLO5_SPT is set
+Overhead RSS: VmRSS of a sleeping guest minus the resident pages inside guest memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+STATIC_HELLO = r"""
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    write(1, "Hello, World\n", 13);
+    if (argc > 1 && strcmp(argv[1], "sleep") == 0) pause();
+    return 0;
+}
+"""
+
+
+def timed_spawn(argv: list[str]) -> float:
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+    _, status = os.waitpid(pid, 0)
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv} failed with status {status}")
+    return elapsed
+
+
+def launcher_path(hello: Path) -> Callable[[], float]:
+    from runnc_py.monitor.launch import LaunchRequest, boot, prepare
+
+    # Prepared once: the child inherits the open fds and the compiled filter, so each run
+    # measures fork + the C launcher + the guest + exit, not the Python checks.
+    prepared = prepare(LaunchRequest(unikernel=str(hello), mem_mb=8))
+
+    def once() -> float:
+        start = time.perf_counter_ns()
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open("/dev/null", os.O_WRONLY)
+            os.dup2(devnull, 1)
+            try:
+                boot(prepared)
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        elapsed = (time.perf_counter_ns() - start) / 1e6
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"launcher path failed with status {status}")
+        return elapsed
+
+    return once
+
+
+def overhead_rss_kb(argv: list[str], guest_range: tuple[int, int] | None) -> tuple[int, int]:
+    """(total VmRSS, RSS outside guest memory) of a process that printed a line and sleeps."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(0.05)
+        total = 0
+        inside = 0
+        lo = hi = 0
+        for line in Path(f"/proc/{proc.pid}/smaps").read_text().splitlines():
+            head = line.split()[0] if line else ""
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+            elif head == "Rss:":
+                kb = int(line.split()[1])
+                total += kb
+                if guest_range and guest_range[0] <= lo and hi <= guest_range[1]:
+                    inside += kb
+        return total, total - inside
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def summarize(name: str, samples: list[float]) -> tuple[str, float, float]:
+    samples = sorted(samples)
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    return name, statistics.median(samples), p95
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--guests", type=Path, default=None)
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="runnc-bench-"))
+    try:
+        guests = opts.guests
+        if guests is None:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("b", REPO / "build.py")
+            assert spec and spec.loader
+            build = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(build)
+            guests = work / "guests"
+            build.build_guests(guests)
+        hello, sleeper = guests / "hello.spt", guests / "time.spt"
+        static = work / "static-hello"
+        (work / "h.c").write_text(STATIC_HELLO)
+        subprocess.run(["gcc", "-O2", "-static", "-o", str(static), str(work / "h.c")], check=True)
+        runnc = shutil.which("runnc-py") or str(Path(sys.executable).parent / "runnc-py")
+
+        rows: list[tuple[str, float, float]] = []
+        cases: list[tuple[str, Callable[[], float]]] = [
+            ("static C hello", lambda: timed_spawn([str(static)])),
+            ("launcher path", launcher_path(hello)),
+            ("runnc-py exec", lambda: timed_spawn([runnc, "exec", "--mem=8", str(hello)])),
+        ]
+        solo5 = os.environ.get("SOLO5_SPT")
+        if solo5:
+            cases.insert(1, ("solo5-spt", lambda: timed_spawn([solo5, "--mem=8", str(hello)])))
+        for name, run in cases:
+            runs = opts.runs if name != "runnc-py exec" else max(20, opts.runs // 4)
+            for _ in range(3):
+                run()  # warm caches
+            rows.append(summarize(name, [run() for _ in range(runs)]))
+
+        ref_name = "solo5-spt" if solo5 else "static C hello"
+        ref = next(r for r in rows if r[0] == ref_name)[1]
+        print(f"boot of hello to exit ({opts.runs} runs; runnc-py exec {max(20, opts.runs // 4)})")
+        print(f"{'':18}{'median ms':>10}{'p95 ms':>9}{'x ' + ref_name:>20}")
+        for name, median, p95 in rows:
+            print(f"{name:18}{median:10.2f}{p95:9.2f}{median / ref:20.2f}")
+
+        guest_range = (0x10000, 8 << 20)
+        rss = [
+            ("static C (sleep)", overhead_rss_kb([str(static), "sleep"], None)),
+            ("runnc-py exec", overhead_rss_kb(
+                [runnc, "exec", "--mem=8", str(sleeper), "sleep=5"], guest_range)),
+        ]
+        if solo5:
+            rss.append(("solo5-spt", overhead_rss_kb(
+                [solo5, "--mem=8", str(sleeper), "sleep=5"], guest_range)))
+        print("\nRSS of a running guest (kB)")
+        print(f"{'':18}{'total':>8}{'host overhead':>15}")
+        for name, (total, overhead) in rss:
+            print(f"{name:18}{total:8d}{overhead:15d}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

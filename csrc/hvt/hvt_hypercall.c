@@ -1,0 +1,278 @@
+/*
+ * The hvt hypercalls (Solo5 include/hvt_abi.h): the guest writes the guest-physical address
+ * of an argument struct to port 0x500 + nr; we read and write that struct in guest memory.
+ *
+ * Every guest pointer is checked against guest memory before use, and pointers the monitor
+ * writes through are also checked against the read-only segments (the host mapping there is
+ * read-only; writing would crash the monitor instead of failing the call). A malformed
+ * argument pointer is a guest fault; a bad handle, offset or length is SOLO5_R_EINVAL, as in
+ * solo5-hvt. Host I/O errors, where solo5-hvt asserts, return SOLO5_R_EUNSPEC to the guest.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hvt_internal.h"
+
+#define INTERNAL_TIMERFD (~1ULL) /* epoll data of the poll timer, never a manifest index */
+#define NSEC_PER_SEC 1000000000ULL
+
+static const char *const names[HVT_HC_MAX] = {
+    [HVT_HC_WALLTIME] = "walltime",       [HVT_HC_PUTS] = "puts",
+    [HVT_HC_POLL] = "poll",               [HVT_HC_BLOCK_WRITE] = "block_write",
+    [HVT_HC_BLOCK_READ] = "block_read",   [HVT_HC_NET_WRITE] = "net_write",
+    [HVT_HC_NET_READ] = "net_read",       [HVT_HC_HALT] = "halt",
+};
+
+/* The host address of guest range [gpa, gpa + len), or NULL if it is not all guest memory
+ * (or, for writable, touches a read-only segment). */
+static void *guest_ptr(const struct hvt_vm *vm, uint64_t gpa, uint64_t len, bool writable)
+{
+    if (gpa > vm->mem_size || len > vm->mem_size - gpa)
+        return NULL;
+    if (writable)
+        for (unsigned i = 0; i < vm->nro; i++)
+            if (gpa < vm->ro[i][1] && gpa + len > vm->ro[i][0])
+                return NULL;
+    return vm->mem + gpa;
+}
+
+static const struct runnc_hvt_block *find_block(const struct hvt_vm *vm, uint64_t handle)
+{
+    for (uint32_t i = 0; i < vm->nblocks; i++)
+        if (vm->blocks[i].index == handle)
+            return &vm->blocks[i];
+    return NULL;
+}
+
+static const struct runnc_hvt_net *find_net(const struct hvt_vm *vm, uint64_t handle)
+{
+    for (uint32_t i = 0; i < vm->nnets; i++)
+        if (vm->nets[i].index == handle)
+            return &vm->nets[i];
+    return NULL;
+}
+
+int runnc_hvt_make_fds(int *epollfd, int *timerfd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep == -1)
+        return -1;
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = INTERNAL_TIMERFD};
+    if (tfd == -1 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev) == -1) {
+        int saved = errno;
+        close(ep);
+        if (tfd != -1)
+            close(tfd);
+        errno = saved;
+        return -1;
+    }
+    *epollfd = ep;
+    *timerfd = tfd;
+    return 0;
+}
+
+int hvt_devices_setup(struct hvt_vm *vm, char *err, size_t errlen)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    for (uint32_t i = 0; i < vm->nnets; i++) {
+        ev.data.u64 = vm->nets[i].index; /* poll reports readiness as 1 << handle */
+        if (epoll_ctl(vm->epollfd, EPOLL_CTL_ADD, vm->nets[i].fd, &ev) == -1)
+            return hvt_fail(err, errlen, "epoll_ctl(net fd %d): %s", vm->nets[i].fd,
+                            strerror(errno));
+    }
+    return 0;
+}
+
+static void hc_walltime(struct hvt_hc_walltime *a)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    a->nsecs = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void write_all(int fd, const uint8_t *data, uint64_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* console gone: drop the output, as a serial line would */
+        data += n;
+        len -= (uint64_t)n;
+    }
+}
+
+static int hc_poll(struct hvt_vm *vm, struct hvt_hc_poll *a, char *err, size_t errlen)
+{
+    struct itimerspec it = {
+        .it_value = {.tv_sec = (time_t)(a->timeout_nsecs / NSEC_PER_SEC),
+                     .tv_nsec = (long)(a->timeout_nsecs % NSEC_PER_SEC)},
+    };
+    /* A zero it_value would disarm the timer and an empty wait set would then block forever. */
+    it.it_value.tv_nsec |= 1;
+    if (timerfd_settime(vm->timerfd, 0, &it, NULL) == -1)
+        return hvt_fail(err, errlen, "timerfd_settime: %s", strerror(errno));
+    struct epoll_event events[65];
+    int n;
+    do
+        n = epoll_pwait(vm->epollfd, events, 65, -1, NULL);
+    while (n == -1 && errno == EINTR);
+    if (n == -1)
+        return hvt_fail(err, errlen, "epoll_pwait: %s", strerror(errno));
+    uint64_t ready = 0;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.u64 == INTERNAL_TIMERFD)
+            continue;
+        ready |= 1ULL << events[i].data.u64;
+        count++;
+    }
+    a->ready_set = ready;
+    a->ret = count;
+    return 0;
+}
+
+/* Bounds and alignment of a block request: offset and length whole sectors inside the
+ * device. Returns SOLO5_R_OK or SOLO5_R_EINVAL. */
+static int block_range_ok(const struct runnc_hvt_block *b, uint64_t offset, uint64_t len)
+{
+    if (len == 0 || offset % b->block_size || len % b->block_size)
+        return 0;
+    return offset < b->capacity && len <= b->capacity - offset;
+}
+
+static int32_t block_io(const struct hvt_vm *vm, bool write, uint64_t handle, uint64_t offset,
+                        uint64_t data, uint64_t len)
+{
+    const struct runnc_hvt_block *b = find_block(vm, handle);
+    if (b == NULL || !block_range_ok(b, offset, len))
+        return SOLO5_R_EINVAL;
+    uint8_t *buf = guest_ptr(vm, data, len, !write);
+    if (buf == NULL)
+        return SOLO5_R_EINVAL;
+    uint64_t done = 0;
+    while (done < len) {
+        ssize_t n = write ? pwrite(b->fd, buf + done, len - done, (off_t)(offset + done))
+                          : pread(b->fd, buf + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return SOLO5_R_EUNSPEC; /* host I/O error, or the image shrank under us */
+        done += (uint64_t)n;
+    }
+    return SOLO5_R_OK;
+}
+
+static int32_t net_write(const struct hvt_vm *vm, const struct hvt_hc_net_write *a)
+{
+    const struct runnc_hvt_net *d = find_net(vm, a->handle);
+    if (d == NULL)
+        return SOLO5_R_EINVAL;
+    const uint8_t *buf = guest_ptr(vm, a->data, a->len, false);
+    if (buf == NULL || a->len == 0)
+        return SOLO5_R_EINVAL;
+    ssize_t n;
+    do
+        n = write(d->fd, buf, a->len);
+    while (n < 0 && errno == EINTR);
+    /* A tap takes a frame whole or not at all. */
+    return n == (ssize_t)a->len ? SOLO5_R_OK : SOLO5_R_EUNSPEC;
+}
+
+static int32_t net_read(const struct hvt_vm *vm, struct hvt_hc_net_read *a)
+{
+    const struct runnc_hvt_net *d = find_net(vm, a->handle);
+    if (d == NULL)
+        return SOLO5_R_EINVAL;
+    uint8_t *buf = guest_ptr(vm, a->data, a->len, true);
+    if (buf == NULL)
+        return SOLO5_R_EINVAL;
+    ssize_t n;
+    do
+        n = read(d->fd, buf, a->len);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno == EAGAIN))
+        return SOLO5_R_AGAIN;
+    if (n < 0)
+        return SOLO5_R_EUNSPEC;
+    a->len = (uint64_t)n;
+    return SOLO5_R_OK;
+}
+
+static const size_t arg_size[HVT_HC_MAX] = {
+    [HVT_HC_WALLTIME] = sizeof(struct hvt_hc_walltime),
+    [HVT_HC_PUTS] = sizeof(struct hvt_hc_puts),
+    [HVT_HC_POLL] = sizeof(struct hvt_hc_poll),
+    [HVT_HC_BLOCK_WRITE] = sizeof(struct hvt_hc_block_write),
+    [HVT_HC_BLOCK_READ] = sizeof(struct hvt_hc_block_read),
+    [HVT_HC_NET_WRITE] = sizeof(struct hvt_hc_net_write),
+    [HVT_HC_NET_READ] = sizeof(struct hvt_hc_net_read),
+    [HVT_HC_HALT] = sizeof(struct hvt_hc_halt),
+};
+
+int hvt_hypercall(struct hvt_vm *vm, unsigned nr, uint64_t gpa, int *status, char *err,
+                  size_t errlen)
+{
+    if (nr == 0 || nr >= HVT_HC_MAX) {
+        hvt_fail(err, errlen, "unknown hypercall %u", nr);
+        return HVT_GUEST_FAULT;
+    }
+    /* Halt and puts only read their arguments; the others write results back. */
+    bool out = nr != HVT_HC_HALT && nr != HVT_HC_PUTS;
+    void *arg = guest_ptr(vm, gpa, arg_size[nr], out);
+    if (arg == NULL) {
+        hvt_fail(err, errlen, "%s hypercall with its argument at %#llx outside %s guest memory",
+                 names[nr], (unsigned long long)gpa, out ? "writable" : "");
+        return HVT_GUEST_FAULT;
+    }
+    switch (nr) {
+    case HVT_HC_WALLTIME:
+        hc_walltime(arg);
+        return -1;
+    case HVT_HC_PUTS: {
+        const struct hvt_hc_puts *a = arg;
+        const uint8_t *data = guest_ptr(vm, a->data, a->len, false);
+        if (data == NULL) {
+            hvt_fail(err, errlen, "puts of %llu bytes at %#llx outside guest memory",
+                     (unsigned long long)a->len, (unsigned long long)a->data);
+            return HVT_GUEST_FAULT;
+        }
+        write_all(1, data, a->len);
+        return -1;
+    }
+    case HVT_HC_POLL:
+        return hc_poll(vm, arg, err, errlen) ? HVT_MONITOR_ERROR : -1;
+    case HVT_HC_BLOCK_WRITE: {
+        struct hvt_hc_block_write *a = arg;
+        a->ret = block_io(vm, true, a->handle, a->offset, a->data, a->len);
+        return -1;
+    }
+    case HVT_HC_BLOCK_READ: {
+        struct hvt_hc_block_read *a = arg;
+        a->ret = block_io(vm, false, a->handle, a->offset, a->data, a->len);
+        return -1;
+    }
+    case HVT_HC_NET_WRITE: {
+        struct hvt_hc_net_write *a = arg;
+        a->ret = net_write(vm, a);
+        return -1;
+    }
+    case HVT_HC_NET_READ: {
+        struct hvt_hc_net_read *a = arg;
+        a->ret = net_read(vm, a);
+        return -1;
+    }
+    case HVT_HC_HALT:
+        *status = ((const struct hvt_hc_halt *)arg)->exit_status;
+        return HVT_HALTED;
+    }
+    return -1;
+}

@@ -1,0 +1,254 @@
+/*
+ * runnc_hvt_probe() and runnc_hvt_boot(): set the VM up, then run the vCPU until the guest
+ * halts, and turn how it ended into this process's exit status.
+ *
+ * Exit statuses (documented in docs/hvt.md, chosen to match our spt launcher so engines and
+ * scripts see one convention whatever the monitor):
+ *   the guest's halt status & 0xff      guest called solo5_exit(status) / solo5_abort()
+ *   139 (RUNNC_HVT_EXIT_FAULT)           guest crashed: triple fault, write to its own text,
+ *                                        access outside its memory, bad hypercall, hlt
+ *   1   (RUNNC_HVT_EXIT_MONITOR)         host side failed: KVM error, emulation failure
+ *   128 + signal                         killed by a signal (default dispositions)
+ * Every non-guest ending writes one line to stderr: "hvt: <what happened>".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hvt_internal.h"
+
+int runnc_hvt_probe(char *err, size_t errlen)
+{
+    struct hvt_vm vm;
+    int rc = hvt_vm_open(&vm, 0, err, errlen);
+    hvt_vm_close(&vm);
+    return rc;
+}
+
+static int single_threaded(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *t = strstr(buf, "\nThreads:");
+    return t != NULL && strtol(t + 9, NULL, 10) == 1;
+}
+
+/* The guest gets what a solo5-hvt process has: default signal dispositions (SIGTERM/SIGINT
+ * end the monitor, hence the guest), nothing blocked. Python's own handlers would only set a
+ * flag that nobody reads while we sit in KVM_RUN. */
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Close every fd above 2 except `keep`, in one close_range per gap. */
+static void close_other_fds(int *keep, size_t nkeep)
+{
+    qsort(keep, nkeep, sizeof *keep, cmp_int);
+    unsigned lo = 3;
+    for (size_t i = 0; i < nkeep; i++) {
+        if (keep[i] < (int)lo)
+            continue;
+        if ((unsigned)keep[i] > lo)
+            syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+        lo = (unsigned)keep[i] + 1;
+    }
+    syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+static int install_filter(const struct runnc_hvt_plan *p, char *err, size_t errlen)
+{
+    struct {
+        unsigned short len;
+        const void *filter;
+    } prog = {(unsigned short)(p->bpf_size / 8), p->bpf};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+        return hvt_fail(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    if (syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) == -1)
+        return hvt_fail(err, errlen, "installing the seccomp filter: %s", strerror(errno));
+    return 0;
+}
+
+static unsigned long long guest_rip(const struct hvt_vm *vm)
+{
+    struct kvm_regs regs;
+    if (ioctl(vm->vcpufd, KVM_GET_REGS, &regs) == -1)
+        return ~0ULL;
+    return regs.rip;
+}
+
+/* Run the vCPU until the guest halts or something ends it. */
+static enum hvt_outcome vcpu_loop(struct hvt_vm *vm, int *status, char *err, size_t errlen)
+{
+    struct kvm_run *run = vm->run;
+    for (;;) {
+        if (ioctl(vm->vcpufd, KVM_RUN, 0) == -1) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            if (errno == EFAULT) {
+                /* KVM could not map the page the guest touched with the access it wanted:
+                 * in practice a write to a read-only segment (text, rodata). */
+                hvt_fail(err, errlen, "guest fault: memory access denied at rip=%#llx",
+                         guest_rip(vm));
+                return HVT_GUEST_FAULT;
+            }
+            hvt_fail(err, errlen, "KVM_RUN: %s", strerror(errno));
+            return HVT_MONITOR_ERROR;
+        }
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            unsigned port = run->io.port;
+            if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
+                run->io.count != 1 || port < HVT_PIO_BASE || port >= HVT_PIO_BASE + HVT_HC_MAX) {
+                hvt_fail(err, errlen, "guest fault: %s of I/O port %#x at rip=%#llx",
+                         run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", port,
+                         guest_rip(vm));
+                return HVT_GUEST_FAULT;
+            }
+            uint32_t gpa;
+            memcpy(&gpa, (uint8_t *)run + run->io.data_offset, sizeof gpa);
+            char why[200];
+            int rc = hvt_hypercall(vm, port - HVT_PIO_BASE, gpa, status, why, sizeof why);
+            if (rc == HVT_GUEST_FAULT)
+                hvt_fail(err, errlen, "guest fault: %s at rip=%#llx", why, guest_rip(vm));
+            else if (rc == HVT_MONITOR_ERROR)
+                hvt_fail(err, errlen, "%s", why);
+            if (rc >= 0)
+                return (enum hvt_outcome)rc;
+            continue;
+        }
+        case KVM_EXIT_SHUTDOWN:
+            hvt_fail(err, errlen, "guest fault: triple fault (unhandled exception) at rip=%#llx",
+                     guest_rip(vm));
+            return HVT_GUEST_FAULT;
+        case KVM_EXIT_HLT:
+            hvt_fail(err, errlen, "guest fault: hlt without the halt hypercall at rip=%#llx",
+                     guest_rip(vm));
+            return HVT_GUEST_FAULT;
+        case KVM_EXIT_MMIO:
+            hvt_fail(err, errlen, "guest fault: access to %#llx outside guest memory at rip=%#llx",
+                     (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
+            return HVT_GUEST_FAULT;
+        case KVM_EXIT_INTR:
+            continue;
+        case KVM_EXIT_FAIL_ENTRY:
+            hvt_fail(err, errlen, "KVM entry failure, reason %#llx",
+                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+            return HVT_MONITOR_ERROR;
+        case KVM_EXIT_INTERNAL_ERROR:
+            /* On paravirtual KVM this is typically an instruction the host cannot emulate
+             * (SSE in a guest): a limit of this host, not a guest bug. */
+            hvt_fail(err, errlen, "KVM internal error, suberror %u, at rip=%#llx",
+                     run->internal.suberror, guest_rip(vm));
+            return HVT_MONITOR_ERROR;
+        default:
+            hvt_fail(err, errlen, "unhandled KVM exit reason %u at rip=%#llx", run->exit_reason,
+                     guest_rip(vm));
+            return HVT_MONITOR_ERROR;
+        }
+    }
+}
+
+static __attribute__((noreturn)) void finish(enum hvt_outcome outcome, int status,
+                                             const char *msg)
+{
+    if (outcome != HVT_HALTED) {
+        char line[600];
+        int n = snprintf(line, sizeof line, "hvt: %s\n", msg);
+        if (n > 0)
+            (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+    switch (outcome) {
+    case HVT_HALTED:
+        _exit(status & 0xff);
+    case HVT_GUEST_FAULT:
+        _exit(RUNNC_HVT_EXIT_FAULT);
+    default:
+        _exit(RUNNC_HVT_EXIT_MONITOR);
+    }
+}
+
+int runnc_hvt_boot(const struct runnc_hvt_plan *p, char *err, size_t errlen)
+{
+    struct hvt_vm vm;
+    if (hvt_check_plan(p, err, errlen))
+        return -1;
+    if (p->bpf_size && single_threaded() != 1)
+        return hvt_fail(err, errlen, "a seccomp-filtered monitor must be single-threaded");
+    if (hvt_vm_open(&vm, p->mem_size, err, errlen))
+        goto fail;
+    vm.blocks = p->blocks;
+    vm.nblocks = p->nblocks;
+    vm.nets = p->nets;
+    vm.nnets = p->nnets;
+    vm.epollfd = p->epollfd;
+    vm.timerfd = p->timerfd;
+    hvt_layout_pagetables(vm.mem, vm.mem_size);
+    hvt_layout_gdt(vm.mem);
+    if (hvt_vm_start_cpu(&vm, p->entry, err, errlen))
+        goto fail;
+    if (hvt_layout_boot_info(vm.mem, vm.mem_size, p->kernel_end, vm.tsc_hz, p->mft, p->mft_size,
+                             p->cmdline)) {
+        hvt_fail(err, errlen, "boot info, manifest and command line do not fit low memory");
+        goto fail;
+    }
+    if (hvt_load_segments(&vm, p, err, errlen) || hvt_devices_setup(&vm, err, errlen))
+        goto fail;
+
+    /* Point of no return: from here on the process belongs to the guest. */
+    close(p->elf_fd);
+    if (p->close_fds) {
+        int keep[5 + 128];
+        size_t nkeep = 0;
+        int own[] = {vm.kvmfd, vm.vmfd, vm.vcpufd, vm.epollfd, vm.timerfd};
+        for (size_t i = 0; i < 5; i++)
+            keep[nkeep++] = own[i];
+        for (uint32_t i = 0; i < p->nblocks && nkeep < sizeof keep / sizeof keep[0]; i++)
+            keep[nkeep++] = p->blocks[i].fd;
+        for (uint32_t i = 0; i < p->nnets && nkeep < sizeof keep / sizeof keep[0]; i++)
+            keep[nkeep++] = p->nets[i].fd;
+        close_other_fds(keep, nkeep);
+    }
+    reset_signals();
+    char msg[512] = "";
+    if (p->bpf_size && install_filter(p, msg, sizeof msg))
+        finish(HVT_MONITOR_ERROR, 0, msg);
+    int status = 0;
+    enum hvt_outcome outcome = vcpu_loop(&vm, &status, msg, sizeof msg);
+    finish(outcome, status, msg);
+
+fail:
+    vm.epollfd = vm.timerfd = -1; /* the caller's, closed by the caller */
+    hvt_vm_close(&vm);
+    return -1;
+}

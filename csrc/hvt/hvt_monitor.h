@@ -1,0 +1,81 @@
+/*
+ * runnc-py hvt monitor: runs one Solo5 *hvt* unikernel in a KVM virtual machine, in the
+ * calling process.
+ *
+ * Python (runnc_py/monitor/hvt.py) does everything that can be checked ahead: it reads the
+ * ELF (pyelftools), fills in the manifest, opens the devices and builds the command line. This
+ * code then creates the VM, lays out guest memory exactly as solo5-hvt does (page tables, GDT,
+ * boot info, manifest, command line), loads the segments, optionally installs a seccomp
+ * filter, and runs the vCPU loop, serving the guest's hypercalls until it halts.
+ *
+ * The block between CFFI-BEGIN and CFFI-END is also the cffi cdef (see build.py): keep it
+ * plain declarations.
+ */
+#ifndef RUNNC_HVT_MONITOR_H
+#define RUNNC_HVT_MONITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CFFI-BEGIN */
+struct runnc_hvt_segment {
+    uint64_t paddr;   /* guest-physical load address (hvt guests are identity-mapped) */
+    uint64_t offset;  /* file offset of the segment's bytes */
+    uint64_t filesz;
+    uint64_t memsz;
+    uint32_t prot;    /* PROT_READ | PROT_WRITE | PROT_EXEC, from p_flags */
+};
+
+struct runnc_hvt_block {
+    uint32_t index;      /* manifest entry index: the guest's solo5_handle_t */
+    int fd;              /* open read-write */
+    uint64_t capacity;   /* bytes, a multiple of block_size */
+    uint32_t block_size;
+};
+
+struct runnc_hvt_net {
+    uint32_t index;      /* manifest entry index: the guest's solo5_handle_t */
+    int fd;              /* tap, O_NONBLOCK */
+};
+
+struct runnc_hvt_plan {
+    int elf_fd;                          /* the unikernel, open for reading */
+    uint64_t mem_size;                   /* bytes, a multiple of 2 MiB, at most 4 GiB */
+    uint64_t entry;
+    uint64_t kernel_end;                 /* boot info's kernel_end */
+    const struct runnc_hvt_segment *segments;
+    uint32_t nsegments;
+    const uint8_t *mft;                  /* manifest as the guest sees it (tender fields filled) */
+    uint32_t mft_size;
+    const char *cmdline;                 /* NUL-terminated, at most 8192 bytes with the NUL */
+    const struct runnc_hvt_block *blocks;
+    uint32_t nblocks;
+    const struct runnc_hvt_net *nets;
+    uint32_t nnets;
+    int epollfd;                         /* from runnc_hvt_make_fds(): solo5_yield()'s wait set */
+    int timerfd;                         /* ... and its timer (the monitor adds the taps) */
+    const uint8_t *bpf;                  /* optional seccomp program (struct sock_filter[]) */
+    uint32_t bpf_size;                   /* bytes, a multiple of 8; 0 = no filter */
+    int close_fds;                       /* 1: close every fd > 2 the monitor does not need */
+};
+
+/* Exit statuses of runnc_hvt_boot() besides the guest's own (its halt status & 0xff). */
+#define RUNNC_HVT_EXIT_MONITOR 1    /* the monitor itself failed (host error) */
+#define RUNNC_HVT_EXIT_FAULT 139    /* the guest crashed: triple fault, bad hypercall, ... */
+
+/* Create the poll hypercall's epoll set and timerfd (registered with data.u64 = ~1U, as
+ * solo5-hvt does), so a seccomp policy can name them. Returns 0, or -1 with errno set. */
+int runnc_hvt_make_fds(int *epollfd, int *timerfd);
+
+/* 0 if /dev/kvm can be opened, speaks API version 12 and creates a VM; else -1 with a
+ * one-line reason in err. */
+int runnc_hvt_probe(char *err, size_t errlen);
+
+/* Run the guest in this process. Never returns once the guest has started: the process exits
+ * with the guest's halt status, RUNNC_HVT_EXIT_FAULT (after one line on stderr) if the guest
+ * faults, RUNNC_HVT_EXIT_MONITOR if the host side fails, or dies of a signal's default action.
+ * Returns -1 with a one-line reason in err if the VM could not be set up (nothing ran). */
+int runnc_hvt_boot(const struct runnc_hvt_plan *plan, char *err, size_t errlen);
+/* CFFI-END */
+
+#endif

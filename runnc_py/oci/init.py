@@ -1,0 +1,174 @@
+"""The container's init process: the child `create` forks, which later becomes the guest.
+
+Its pid is the container's pid from `create` on (the engine waits on it), so the guest's exit
+status is the container's. Steps, with the parent (`lifecycle.create`) in lock-step over a
+SOCK_SEQPACKET pair:
+
+  1. new session; the console slave as controlling tty and stdio (process.terminal);
+     join/create namespaces (see namespaces.py)                              -> "ok"
+  2. (parent: cgroup, prestart + createRuntime hooks)                        <- "go"
+  3. createContainer hooks in the container's namespaces; launch.prepare()
+     opens the devices (taps exist by now) and compiles the filter;
+     exec.fifo opened for reading without blocking                           -> "ok"
+  4. (parent: pid file, state "created", exits)                              <- "go"
+  5. wait until `start` writes a byte into exec.fifo
+  6. startContainer hooks; drop privileges (user, rlimits, capabilities, NNP); boot.
+
+Before step 4 every failure goes back to the parent, which reports it and tears the container
+down; a parent that dies (EOF on the socket) makes the init exit at once. After step 4 the
+engine's stdio and --log are the only witnesses, so failures are written there, exit status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from runnc_py.errors import RunncError
+from runnc_py.oci.log import RuntimeLog
+from runnc_py.oci.namespaces import NsAction
+from runnc_py.oci.spec import Hook
+
+OK, GO = b"ok", b"go"
+ERROR_PREFIX = b"error "
+MAX_MESSAGE = 4096
+
+
+# ---------------------------------------------------------------------------- sync protocol
+
+
+def send(sock: socket.socket, message: bytes) -> None:
+    sock.send(message[:MAX_MESSAGE])
+
+
+def expect_ok(sock: socket.socket, where: str) -> None:
+    """Parent side: wait for "ok"; raise the child's own error or report its death."""
+    try:
+        message = sock.recv(MAX_MESSAGE)
+    except OSError as exc:
+        raise RunncError(f"lost contact with the container's init: {exc.strerror}", where=where) from None
+    if message == OK:
+        return
+    if message.startswith(ERROR_PREFIX):
+        raise RunncError(message[len(ERROR_PREFIX) :].decode(errors="replace"))
+    raise RunncError("the container's init exited unexpectedly", where=where)
+
+
+def _wait_go(sock: socket.socket) -> None:
+    """Child side: block until the parent says go; exit quietly if the parent is gone."""
+    try:
+        message = sock.recv(MAX_MESSAGE)
+    except OSError:
+        message = b""
+    if message != GO:
+        os._exit(1)
+
+
+# ---------------------------------------------------------------------------- exec.fifo
+
+
+def open_fifo_reader(path: str) -> int:
+    """Open exec.fifo for reading without blocking: from now on `start` can open it."""
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def wait_fifo(path: str, fd: int) -> None:
+    """Block until a writer (`start`) puts a byte into the fifo.
+
+    A reader that never saw a writer does not get POLLHUP; one whose writer left without
+    writing does, for good, so it reopens the fifo to block again.
+    """
+    poller = select.poll()
+    while True:
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+        try:
+            data = os.read(fd, 1)
+        except BlockingIOError:
+            continue
+        if data:
+            os.close(fd)
+            return
+        poller.unregister(fd)
+        os.close(fd)
+        fd = open_fifo_reader(path)
+
+
+# ---------------------------------------------------------------------------- the init
+
+
+@dataclass
+class InitConfig:
+    """What the init needs, decided by `create` before the fork."""
+
+    container_id: str
+    fifo: str
+    ns_actions: Sequence[NsAction]
+    hostname: str | None
+    console_slave: int | None
+    hooks: Mapping[str, Sequence[Hook]]
+    hook_state: Callable[[str], Mapping[str, Any]]  # status -> state JSON for hooks
+    request: Any  # monitor.launch.LaunchRequest
+    security: Any  # oci.security.ProcessSecurity
+    log: RuntimeLog
+
+
+def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
+    """The init's whole life (see the module docstring). Never returns."""
+    try:
+        # Python ignores SIGPIPE and turns SIGINT into KeyboardInterrupt: the container
+        # must react to signals as a plain process does (the launcher resets them again).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.setsid()
+        if cfg.console_slave is not None:
+            from runnc_py.oci.console import become_terminal
+
+            become_terminal(cfg.console_slave)
+        from runnc_py.oci.namespaces import enter
+
+        enter(cfg.ns_actions, cfg.hostname)
+        send(sock, OK)
+        _wait_go(sock)
+
+        from runnc_py.monitor import launch
+        from runnc_py.oci.hooks import run_hooks
+
+        run_hooks("createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating"))
+        prepared = launch.prepare(cfg.request)
+        fifo_fd = open_fifo_reader(cfg.fifo)
+        send(sock, OK)
+        _wait_go(sock)
+        sock.close()
+    except BaseException as exc:  # everything goes back to the parent
+        message = exc.line() if isinstance(exc, RunncError) else f"init failed: {exc!r}"
+        try:
+            send(sock, ERROR_PREFIX + message.encode())
+        except OSError:
+            pass
+        os._exit(1)
+
+    try:
+        wait_fifo(cfg.fifo, fifo_fd)
+        run_hooks("startContainer", cfg.hooks.get("startContainer", ()), cfg.hook_state("created"))
+        from runnc_py.oci.security import apply_process_security
+
+        apply_process_security(cfg.security)
+        launch.boot(prepared)
+    except RunncError as exc:
+        _report(cfg, exc.line())
+    except BaseException as exc:  # never unwind into the code of `create`
+        _report(cfg, f"init failed: {exc!r}")
+    os._exit(1)
+
+
+def _report(cfg: InitConfig, message: str) -> None:
+    try:
+        cfg.log.error(f"container {cfg.container_id}: {message}")
+    except OSError:
+        pass

@@ -1,0 +1,304 @@
+"""From a bundle's spec to what the launcher needs (`UnikernelPlan`). Reads files, changes nothing.
+
+Rules (documented for users in docs/oci.md):
+- The unikernel is `process.args[0]` (or the `org.runnc-py.unikernel` annotation), a path
+  inside the rootfs resolved as if the rootfs were `/`: `..` stops at the rootfs, absolute
+  symlinks restart at the rootfs, so nothing outside the rootfs can be named. It counts as a
+  unikernel when it ends in `.spt`, `.hvt` or `.nabla`, or is an ELF carrying Solo5's ABI note.
+- The guest command line is `process.args[1:]`; `process.env` is left out (Solo5 guests have
+  no environment and Docker always injects PATH/HOSTNAME) unless `org.runnc-py.cmdline=env`
+  asks for the Nabla/LKL form `K=V ... -- ARGS`.
+- Guest memory: `org.runnc-py.mem` (MiB) wins; else `linux.resources.memory.limit` minus
+  HOST_OVERHEAD, rounded down to whole MiB; else the monitor's default (512 MiB).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runnc_py.errors import RunncError
+from runnc_py.oci.spec import Spec
+
+if TYPE_CHECKING:
+    from runnc_py.monitor.launch import LaunchRequest
+
+PREFIX = "org.runnc-py."
+UNIKERNEL_SUFFIXES = (".spt", ".hvt", ".nabla")
+MIB = 1 << 20
+# Host memory the guest's process needs besides guest RAM once Python is gone (page tables,
+# the monitor's trampoline, kernel bookkeeping): measured ~1.4 MB for solo5-spt, rounded up
+# generously so the cgroup's OOM killer never fires on a guest that stays inside its RAM.
+HOST_OVERHEAD = 8 * MIB
+MIN_GUEST_MB = 2
+MAX_SYMLINKS = 40  # as the kernel's path walk
+CMDLINE_MODES = ("args", "env")
+# Annotation keys: fixed ones, and prefixes followed by a device name.
+FIXED_KEYS = ("unikernel", "monitor", "mem", "cmdline", "exec-heap")
+DEVICE_KEYS = ("net.", "net-mac.", "block.", "block-sector-size.")
+
+
+class NotAUnikernel(RunncError):
+    """The bundle's program is no unikernel: an error, or a reason to delegate to another runtime."""
+
+
+@dataclass(frozen=True)
+class UnikernelPlan:
+    """Everything `LaunchRequest` needs, in host terms."""
+
+    unikernel: str
+    args: tuple[str, ...] = ()
+    mem_mb: int | None = None
+    nets: Mapping[str, str] = field(default_factory=dict)
+    net_macs: Mapping[str, str] = field(default_factory=dict)
+    blocks: Mapping[str, str] = field(default_factory=dict)
+    block_sector_sizes: Mapping[str, int] = field(default_factory=dict)
+    monitor: str = "auto"
+    exec_heap: bool = False
+
+    def request(self) -> LaunchRequest:
+        from runnc_py.monitor.launch import LaunchRequest
+
+        return LaunchRequest(
+            unikernel=self.unikernel,
+            args=self.args,
+            mem_mb=self.mem_mb,
+            nets=dict(self.nets),
+            net_macs=dict(self.net_macs),
+            blocks=dict(self.blocks),
+            block_sector_sizes=dict(self.block_sector_sizes),
+            monitor=self.monitor,
+            x_exec_heap=self.exec_heap,
+        )
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def resolve_in_root(root: str, path: str, *, where: str) -> str:
+    """The host path of PATH inside ROOT, following symlinks as if ROOT were `/`.
+
+    Raises RunncError when a component is missing or not a directory, or on a symlink loop.
+    The result always lies inside ROOT (no `..` or symlink can climb out).
+    """
+    root = os.path.realpath(root)
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+    current: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if current:
+                current.pop()
+            continue
+        candidate = os.path.join(root, *current, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            raise RunncError(f"{path} not found in the rootfs {root}", where=where) from None
+        except OSError as exc:
+            raise RunncError(f"cannot resolve {path} in the rootfs: {exc.strerror}", where=where) from None
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise RunncError(f"too many symbolic links resolving {path}", where=where)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = []
+            todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+            continue
+        if todo and not stat.S_ISDIR(st.st_mode):
+            raise RunncError(f"{path}: {'/'.join([*current, part])} is not a directory", where=where)
+        current.append(part)
+    return os.path.join(root, *current)
+
+
+def _in_rootfs(root: str, cwd: str, path: str, *, where: str) -> str:
+    return resolve_in_root(root, path if path.startswith("/") else f"{cwd}/{path}", where=where)
+
+
+# ---------------------------------------------------------------------------- unikernel sniffing
+
+_PT_NOTE = 4
+_MAX_NOTE_BYTES = 64 * 1024
+_MAX_PHNUM = 64
+
+
+def has_solo5_abi_note(path: str) -> bool:
+    """True when PATH is a 64-bit little-endian ELF with a Solo5 ABI1 note in a PT_NOTE segment."""
+    from runnc_py.unikernel.notes import ABI1_NOTE_TYPE, iter_notes
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return False
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phentsize < 56 or phnum > _MAX_PHNUM:
+                return False
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            for i in range(phnum):
+                entry = table[i * phentsize : i * phentsize + 56]
+                if len(entry) < 56:
+                    return False
+                p_type, = struct.unpack_from("<I", entry, 0)
+                p_offset, = struct.unpack_from("<Q", entry, 8)
+                p_filesz, = struct.unpack_from("<Q", entry, 32)
+                if p_type != _PT_NOTE or p_filesz > _MAX_NOTE_BYTES:
+                    continue
+                f.seek(p_offset)
+                try:
+                    if any(n.is_solo5 and n.type == ABI1_NOTE_TYPE for n in iter_notes(f.read(p_filesz))):
+                        return True
+                except ValueError:
+                    continue
+    except OSError:
+        return False
+    return False
+
+
+def is_unikernel(path: str) -> bool:
+    return path.endswith(UNIKERNEL_SUFFIXES) or has_solo5_abi_note(path)
+
+
+# ---------------------------------------------------------------------------- memory, cmdline
+
+
+def guest_mem_mb(annotation: str | None, limit: int | None) -> int | None:
+    """The guest's memory in MiB (None: the monitor's default). See the module docstring."""
+    if annotation is not None:
+        try:
+            mb = int(annotation, 10)
+        except ValueError:
+            raise RunncError(
+                f"must be a whole number of MiB, got {annotation!r}", where=f"annotation {PREFIX}mem"
+            ) from None
+        if mb < MIN_GUEST_MB:
+            raise RunncError(f"must be at least {MIN_GUEST_MB} MiB, got {mb}", where=f"annotation {PREFIX}mem")
+        return mb
+    if limit is None:
+        return None
+    mb = (limit - HOST_OVERHEAD) // MIB
+    if mb < MIN_GUEST_MB:
+        raise RunncError(
+            f"{limit} bytes leaves {max(mb, 0)} MiB for the guest after {HOST_OVERHEAD // MIB} MiB "
+            f"of host overhead; the minimum is {MIN_GUEST_MB + HOST_OVERHEAD // MIB} MiB",
+            where="config.json: linux.resources.memory.limit",
+        )
+    return mb
+
+
+def guest_args(args: tuple[str, ...], env: tuple[str, ...], mode: str) -> tuple[str, ...]:
+    """The guest's command line words for MODE `args` (default) or `env` (Nabla/LKL style)."""
+    if mode not in CMDLINE_MODES:
+        raise RunncError(
+            f"unknown mode {mode!r} (known: {', '.join(CMDLINE_MODES)})", where=f"annotation {PREFIX}cmdline"
+        )
+    if mode == "args":
+        return args
+    for i, item in enumerate(env):
+        if "=" not in item or any(c.isspace() for c in item):
+            raise RunncError(
+                "must be KEY=VALUE without whitespace to travel on the guest command line",
+                where=f"config.json: process.env[{i}]",
+            )
+    return (*env, "--", *args)
+
+
+# ---------------------------------------------------------------------------- annotations
+
+
+def _check_keys(annotations: Mapping[str, str]) -> None:
+    """Refuse unknown org.runnc-py.* keys: a typo would otherwise be silently ignored."""
+    for key in annotations:
+        if not key.startswith(PREFIX):
+            continue
+        rest = key[len(PREFIX) :]
+        if rest in FIXED_KEYS:
+            continue
+        if any(rest.startswith(p) and len(rest) > len(p) for p in DEVICE_KEYS):
+            continue
+        raise RunncError(f"unknown runnc-py annotation {key!r} (see docs/oci.md)", where="annotations")
+
+
+def _devices(annotations: Mapping[str, str], prefix: str) -> dict[str, str]:
+    full = PREFIX + prefix
+    return {k[len(full) :]: v for k, v in annotations.items() if k.startswith(full)}
+
+
+def _flag(value: str | None, key: str) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise RunncError(f"must be true or false, got {value!r}", where=f"annotation {PREFIX}{key}")
+
+
+def plan_from_spec(spec: Spec) -> UnikernelPlan:
+    """The launch plan for SPEC; raises NotAUnikernel when its program is no unikernel."""
+    notes = spec.annotations
+    _check_keys(notes)
+    root = spec.root_path
+    if not os.path.isdir(root):
+        raise RunncError(f"rootfs {root} is not a directory", where="config.json: root.path")
+    cwd = spec.process.get("cwd") or "/"
+    named = notes.get(PREFIX + "unikernel")
+    if named is not None:
+        where = f"annotation {PREFIX}unikernel"
+        host = _in_rootfs(root, cwd, named, where=where)
+        # `args[0]` repeating the unikernel is the program name, not a guest argument.
+        same = spec.args[0] in (named, os.path.basename(named))
+        args = spec.args[1:] if same else spec.args
+    else:
+        where = "config.json: process.args[0]"
+        first = spec.args[0]
+        try:
+            host = _in_rootfs(root, cwd, first, where=where)
+        except RunncError as exc:
+            if first.endswith(UNIKERNEL_SUFFIXES):
+                raise
+            raise NotAUnikernel(f"{first!r} is not a unikernel ({exc.message})", where=where) from None
+        args = spec.args[1:]
+    try:
+        mode = os.stat(host).st_mode
+    except OSError as exc:
+        raise RunncError(f"cannot stat {host}: {exc.strerror}", where=where) from None
+    if not stat.S_ISREG(mode):
+        raise RunncError(f"{host} is not a regular file", where=where)
+    if named is None and not is_unikernel(host):
+        raise NotAUnikernel(
+            f"{spec.args[0]!r} is not a unikernel (no .spt/.hvt/.nabla suffix, no Solo5 ABI note)",
+            where=where,
+        )
+
+    blocks = {
+        name: _in_rootfs(root, cwd, path, where=f"annotation {PREFIX}block.{name}")
+        for name, path in _devices(notes, "block.").items()
+    }
+    sector_sizes: dict[str, int] = {}
+    for name, text in _devices(notes, "block-sector-size.").items():
+        try:
+            sector_sizes[name] = int(text, 10)
+        except ValueError:
+            raise RunncError(
+                f"must be a number, got {text!r}", where=f"annotation {PREFIX}block-sector-size.{name}"
+            ) from None
+    return UnikernelPlan(
+        unikernel=host,
+        args=guest_args(args, spec.env, notes.get(PREFIX + "cmdline", "args")),
+        mem_mb=guest_mem_mb(notes.get(PREFIX + "mem"), spec.memory_limit),
+        nets=_devices(notes, "net."),
+        net_macs=_devices(notes, "net-mac."),
+        blocks=blocks,
+        block_sector_sizes=sector_sizes,
+        monitor=notes.get(PREFIX + "monitor", "auto"),
+        exec_heap=_flag(notes.get(PREFIX + "exec-heap"), "exec-heap"),
+    )

@@ -1,0 +1,334 @@
+"""Container state on disk: `<root>/<id>/{state.json,lock,exec.fifo}`, and the status it implies.
+
+This module is on the engines' hot path (`state`, `kill` run once per poll): it imports only
+builtin modules, no dataclasses/typing at run time, and does one read of state.json plus one
+read of /proc/PID/stat.
+
+What is stored is what cannot be observed later (pid + its start time, bundle, the creation
+time, the cgroup we made, the poststop hooks); the status is derived on every read:
+  phase "creating" and its creator still alive     -> creating
+  init pid gone (or a zombie, or a new process)    -> stopped
+  phase "created" and exec.fifo still there        -> created
+  marked paused by `pause`                         -> paused
+  otherwise                                        -> running
+The pid's start time (field 22 of /proc/PID/stat) is compared with the one recorded at
+create, so a recycled pid never passes for our guest.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+
+from runnc_py.errors import RunncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+OCI_VERSION = "1.0.2"
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+FIFO_FILE = "exec.fifo"
+DELEGATE_DIR = ".delegate"  # containers handed to the --delegate runtime live under here
+MARKER = "runncPy"  # key in our state.json; its absence means another runtime's directory
+FORMAT_VERSION = 1
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+MAX_ID_LEN = 1024
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+def check_id(container_id: str) -> str:
+    """runc's rule for IDs (`^[\\w+.-]+$`, not `.`/`..`): they become directory names."""
+    if (
+        not container_id
+        or len(container_id) > MAX_ID_LEN
+        or container_id in (".", "..")
+        or not ID_CHARS.issuperset(container_id)
+    ):
+        raise RunncError(
+            f"invalid container ID {container_id!r} (letters, digits, _ + - . only)", where="ID"
+        )
+    return container_id
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live PID; None if gone or a zombie."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def pid_matches(pid: int, start: int | None) -> bool:
+    """True while PID is the very process recorded with START (not a recycled pid)."""
+    now = proc_start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def derive_status(
+    phase: str, init_alive: bool, fifo_waiting: bool, paused: bool, creator_alive: bool
+) -> str:
+    """The OCI status from what is recorded and observed (see the module docstring). Pure."""
+    if phase == CREATING:
+        return CREATING if creator_alive else STOPPED
+    if not init_alive:
+        return STOPPED
+    if phase == CREATED and fifo_waiting:
+        return CREATED
+    return PAUSED if paused else RUNNING
+
+
+class ContainerState:
+    """What `create` records about one container (see the module docstring)."""
+
+    __slots__ = (
+        "annotations",
+        "bundle",
+        "cgroup",
+        "created",
+        "creator",
+        "creator_start",
+        "id",
+        "owner",
+        "paused",
+        "phase",
+        "pid",
+        "pid_start",
+        "poststop",
+        "rootfs",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        bundle: str,
+        rootfs: str,
+        created: str,
+        owner: str = "",
+        annotations: dict[str, str] | None = None,
+        pid: int = 0,
+        pid_start: int | None = None,
+        phase: str = CREATING,
+        creator: int = 0,
+        creator_start: int | None = None,
+        paused: bool = False,
+        cgroup: dict[str, Any] | None = None,
+        poststop: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.annotations = annotations or {}
+        self.pid = pid
+        self.pid_start = pid_start
+        self.phase = phase
+        self.creator = creator
+        self.creator_start = creator_start
+        self.paused = paused
+        self.cgroup = cgroup
+        self.poststop = poststop or []
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            MARKER: FORMAT_VERSION,
+            "id": self.id,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+            "pid": self.pid,
+            "pidStart": self.pid_start,
+            "phase": self.phase,
+            "creator": self.creator,
+            "creatorStart": self.creator_start,
+            "paused": self.paused,
+            "cgroup": self.cgroup,
+            "poststop": self.poststop,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> ContainerState:
+        if not isinstance(data, dict) or MARKER not in data:
+            raise RunncError("not a runnc-py container (foreign state directory)", where=where)
+        if data[MARKER] != FORMAT_VERSION:
+            raise RunncError(f"state format {data[MARKER]!r} is not {FORMAT_VERSION}", where=where)
+        try:
+            state = cls(
+                id=data["id"],
+                bundle=data["bundle"],
+                rootfs=data["rootfs"],
+                created=data["created"],
+                owner=data.get("owner", ""),
+                annotations=data.get("annotations") or {},
+                pid=int(data.get("pid") or 0),
+                pid_start=data.get("pidStart"),
+                phase=data.get("phase", CREATING),
+                creator=int(data.get("creator") or 0),
+                creator_start=data.get("creatorStart"),
+                paused=bool(data.get("paused")),
+                cgroup=data.get("cgroup"),
+                poststop=data.get("poststop") or [],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunncError(f"corrupt state: bad or missing {exc}", where=where) from None
+        if not all(isinstance(v, str) for v in (state.id, state.bundle, state.rootfs, state.created)):
+            raise RunncError("corrupt state: id/bundle/rootfs/created must be strings", where=where)
+        return state
+
+    # -- observation ------------------------------------------------------------------
+
+    def init_alive(self) -> bool:
+        return self.pid > 0 and pid_matches(self.pid, self.pid_start)
+
+    def status(self, container_dir: str) -> str:
+        creator_alive = self.phase == CREATING and pid_matches(self.creator, self.creator_start)
+        alive = self.phase != CREATING and self.init_alive()
+        fifo = alive and self.phase == CREATED and os.path.exists(os.path.join(container_dir, FIFO_FILE))
+        return derive_status(self.phase, alive, fifo, self.paused, creator_alive)
+
+    def oci(self, status: str) -> dict[str, Any]:
+        """runc's `state` output (and the state hooks get on stdin)."""
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        }
+
+
+class Lock:
+    """An exclusive flock on `<dir>/lock`: serializes every verb on one container."""
+
+    def __init__(self, container_dir: str) -> None:
+        self.path = os.path.join(container_dir, LOCK_FILE)
+        self.fd = -1
+
+    def __enter__(self) -> Lock:
+        try:
+            # No O_CREAT: `make_dir` creates the file; re-creating it here would race with
+            # `delete` emptying the directory.
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise RunncError("container does not exist", where=os.path.basename(os.path.dirname(self.path))) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Store:
+    """The state directory root given by --root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, check_id(container_id))
+
+    def delegate_root(self) -> str:
+        return os.path.join(self.root, DELEGATE_DIR)
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.dir(container_id))
+
+    def make_dir(self, container_id: str) -> str:
+        """Create the container's directory; refuses an ID that is taken (here or delegated)."""
+        path = self.dir(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        if os.path.isdir(os.path.join(self.delegate_root(), container_id)):
+            raise RunncError("container with this ID already exists (delegated)", where=container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise RunncError("container with this ID already exists", where=container_id) from None
+        os.close(os.open(os.path.join(path, LOCK_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        return path
+
+    def load(self, container_id: str) -> ContainerState:
+        path = os.path.join(self.dir(container_id), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            if os.path.isdir(os.path.dirname(path)):
+                raise RunncError(
+                    "state.json is missing (interrupted create?): `delete --force` removes it",
+                    where=container_id,
+                ) from None
+            raise RunncError("container does not exist", where=container_id) from None
+        except OSError as exc:
+            raise RunncError(f"cannot read {path}: {exc.strerror}", where=container_id) from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise RunncError(
+                f"corrupt state file {path}: `delete --force` removes it", where=container_id
+            ) from None
+        state = ContainerState.from_json(data, container_id)
+        if state.id != container_id:
+            raise RunncError(f"state file names another container ({state.id!r})", where=container_id)
+        return state
+
+    def save(self, state: ContainerState) -> None:
+        """Atomic replace: readers see the old or the new file, never a partial one."""
+        directory = self.dir(state.id)
+        tmp = os.path.join(directory, f".{STATE_FILE}.{os.getpid()}")
+        data = json.dumps(state.to_json()).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(directory, STATE_FILE))
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            n for n in names if n != DELEGATE_DIR and os.path.isdir(os.path.join(self.root, n))
+        )
+
+    def remove(self, container_id: str) -> None:
+        """Remove the directory and everything in it (files only: we never create subdirs)."""
+        path = self.dir(container_id)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(path, name))
+            except IsADirectoryError:
+                raise RunncError(f"unexpected directory {name} in {path}", where=container_id) from None
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise RunncError(f"cannot remove {path}: {exc.strerror}", where=container_id) from None

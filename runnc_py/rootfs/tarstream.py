@@ -1,0 +1,210 @@
+"""Read one layer tar as a stream: decompress, verify its digest, insist on a proper end.
+
+Python's tarfile quietly stops at a damaged or missing header, which would turn a truncated
+layer into a silently smaller image. `read_layer` checks that the archive ended at a real
+end-of-archive block, and that the blob's digest (compressed or not) is the one the manifest
+promised, so a layer that was cut short or tampered with fails as a whole.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import hashlib
+import shutil
+import subprocess
+import tarfile
+import threading
+import zlib
+from collections.abc import Callable
+from typing import IO
+
+from runnc_py.errors import RunncError
+from runnc_py.rootfs.tree import DataOpener
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+CHUNK = 1 << 20
+_WINDOW = 64 * 1024  # > 2 x tarfile's 10 KiB record buffer: the last header is still in it
+_ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+Visitor = Callable[[tarfile.TarInfo, DataOpener], None]
+
+
+class _Reader:
+    """A read-only wrapper: hashes and counts what passes, keeps a short tail, can peek."""
+
+    def __init__(self, inner: IO[bytes], algorithm: str | None = None, window: int = 0) -> None:
+        self.inner = inner
+        self.hash = _ALGORITHMS[algorithm]() if algorithm else None
+        self.pos = 0
+        self._pushback = b""
+        self._window = window
+        self._tail: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._tail_bytes = 0
+
+    def peek(self, n: int) -> bytes:
+        while len(self._pushback) < n:
+            more = self.inner.read(n - len(self._pushback))
+            if not more:
+                break
+            self._pushback += more
+        return self._pushback[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pushback:
+            take = len(self._pushback) if n < 0 else min(n, len(self._pushback))
+            data, self._pushback = self._pushback[:take], self._pushback[take:]
+        else:
+            data = self.inner.read(n)
+        if data:
+            if self.hash is not None:
+                self.hash.update(data)
+            if self._window:
+                self._tail.append((self.pos, data))
+                self._tail_bytes += len(data)
+                while self._tail_bytes - len(self._tail[0][1]) >= self._window:
+                    self._tail_bytes -= len(self._tail.popleft()[1])
+            self.pos += len(data)
+        return data
+
+    def block_at(self, offset: int, size: int) -> bytes | None:
+        """Bytes [offset, offset+size) if still in the tail window, else None."""
+        out = b""
+        for start, data in self._tail:
+            end = start + len(data)
+            if end <= offset or start >= offset + size:
+                continue
+            out += data[max(0, offset - start) : offset + size - start]
+        if self._tail and self._tail[0][0] > offset:
+            return None
+        return out
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+class _Zstd:
+    """`zstd -dc` fed by a thread: the stdlib has no zstd, the zstd package is everywhere."""
+
+    def __init__(self, source: _Reader, where: str) -> None:
+        if shutil.which("zstd") is None:
+            raise RunncError(
+                "zstd-compressed layer needs the zstd program (apt-get install zstd)",
+                where=where,
+            )
+        self.where = where
+        self.proc = subprocess.Popen(
+            ["zstd", "-dcq"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.source = source
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            while chunk := self.source.read(CHUNK):
+                self.proc.stdin.write(chunk)
+        except BrokenPipeError:
+            pass
+        except BaseException as exc:  # reported by close(), on the main thread
+            self.error = exc
+        finally:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def read(self, n: int = -1) -> bytes:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.read(n)
+
+    def close(self, check: bool) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        if not check:
+            self.proc.kill()
+        self.proc.stdout.read()  # let zstd finish so it can exit
+        self.thread.join()
+        err = self.proc.stderr.read().decode(errors="replace").strip()
+        rc = self.proc.wait()
+        if check and self.error is not None:
+            raise RunncError(f"reading layer failed: {self.error}", where=self.where)
+        if check and rc != 0:
+            first = err.splitlines()[-1] if err else f"exit status {rc}"
+            raise RunncError(f"corrupt zstd layer: {first}", where=self.where)
+
+
+def _check_digest(reader: _Reader, digest: str, what: str, where: str) -> None:
+    assert reader.hash is not None
+    actual = f"{digest.split(':', 1)[0]}:{reader.hash.hexdigest()}"
+    if actual != digest:
+        raise RunncError(f"{what} digest mismatch: expected {digest}, got {actual}", where=where)
+
+
+def _algorithm(digest: str | None, where: str) -> str | None:
+    if digest is None:
+        return None
+    algorithm = digest.split(":", 1)[0]
+    if algorithm not in _ALGORITHMS or ":" not in digest:
+        raise RunncError(f"unsupported digest {digest!r}", where=where)
+    return algorithm
+
+
+def read_layer(
+    raw: IO[bytes],
+    visit: Visitor,
+    *,
+    where: str,
+    digest: str | None = None,
+    digest_of: str = "compressed",
+    size: int | None = None,
+) -> None:
+    """Call `visit(member, open_data)` for each member of the layer in `raw`, then verify.
+
+    `digest` is of the blob as stored (`compressed`, OCI descriptors) or of the plain tar
+    (`uncompressed`, Docker's diff_ids). Any damage raises one RunncError.
+    """
+    algorithm = _algorithm(digest, where)
+    outer = _Reader(raw, algorithm if digest_of == "compressed" else None)
+    magic = outer.peek(4)
+    zstd: _Zstd | None = None
+    inner: IO[bytes] | _Reader | _Zstd | gzip.GzipFile
+    if magic.startswith(GZIP_MAGIC):
+        inner = gzip.GzipFile(fileobj=outer, mode="rb")  # type: ignore[arg-type]
+    elif magic == ZSTD_MAGIC:
+        inner = zstd = _Zstd(outer, where)
+    else:
+        inner = outer
+    plain = _Reader(inner, algorithm if digest_of == "uncompressed" else None, _WINDOW)  # type: ignore[arg-type]
+    ok = False
+    try:
+        archive = tarfile.open(fileobj=plain, mode="r|")  # type: ignore[call-overload]
+        for member in archive:
+            visit(member, lambda m=member: archive.extractfile(m))
+        end = plain.block_at(archive.offset, tarfile.BLOCKSIZE)
+        if end is None or len(end) < tarfile.BLOCKSIZE:
+            raise RunncError(
+                f"layer is truncated or corrupt at byte {archive.offset} "
+                "(no end-of-archive block)",
+                where=where,
+            )
+        if end.count(0) != len(end):
+            raise RunncError(f"corrupt tar header at byte {archive.offset}", where=where)
+        plain.drain()
+        outer.drain()
+        ok = True
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
+        raise RunncError(f"corrupt or truncated layer: {exc}", where=where) from None
+    finally:
+        if zstd is not None:
+            zstd.close(check=ok)
+    if size is not None and outer.pos != size:
+        raise RunncError(f"layer is {outer.pos} bytes, manifest says {size}", where=where)
+    if digest is not None:
+        _check_digest(plain if digest_of == "uncompressed" else outer, digest, "layer", where)

@@ -1,0 +1,174 @@
+"""Resolved rules -> the raw `struct sock_filter[]` the kernel loads, with a compiled-filter cache.
+
+libseccomp (through pyseccomp) does the compiling: it emits the architecture check first,
+sends foreign-ABI and x32 syscalls to the bad-arch action and orders the comparisons. Importing
+pyseccomp costs ~10 ms (it forks `ldconfig -p` to find the library), more than the compile
+itself, and a boot with the same fds and devices always yields the same program. So programs
+are cached by content: key = sha256 of the rules' semantics (not their `why`), the default
+action, libseccomp's version and the architecture; a hit reads one small file and never
+imports pyseccomp.
+
+Cache location: `$RUNNC_PY_CACHE/bpf`, else `/var/lib/runnc-py/bpf` for root, else
+`$XDG_CACHE_HOME/runnc-py/bpf` (`~/.cache/runnc-py/bpf`). A cached program is a security
+boundary, so a file is used only when the directory and the file belong to us and are not
+writable by others, and its trailing sha256 matches; anything else means "compile again".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from runnc_py.errors import RunncError
+from runnc_py.sandbox import libseccomp
+from runnc_py.sandbox.policy import ACTION_ALLOW, ACTIONS, ResolvedRule, action_value
+
+CACHE_FORMAT = 1  # bump whenever _compile changes what it emits for the same rules
+BPF_MAXINSNS = 4096  # the kernel refuses longer classic-BPF programs
+INSN_SIZE = 8  # sizeof(struct sock_filter)
+_DIGEST = 32
+
+_compiles = 0  # how many programs pyseccomp built in this process (tests check cache hits)
+
+
+def compile_count() -> int:
+    return _compiles
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("RUNNC_PY_CACHE")
+    if env:
+        return Path(env) / "bpf"
+    if os.geteuid() == 0:
+        return Path("/var/lib/runnc-py/bpf")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "runnc-py" / "bpf"
+
+
+def cache_key(rules: Sequence[ResolvedRule], default_action: str) -> str:
+    """sha256 over everything that changes the program, and nothing that does not (`why`)."""
+    semantic = tuple(
+        (r.syscall, tuple((c.index, c.op, c.value, c.mask) for c in r.conds)) for r in rules
+    )
+    text = repr((CACHE_FORMAT, os.uname().machine, libseccomp.version(), default_action, semantic))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def compile_bpf(
+    rules: Sequence[ResolvedRule],
+    default_action: str,
+    *,
+    cache: bool = True,
+    directory: str | os.PathLike[str] | None = None,
+) -> bytes:
+    """The seccomp program allowing RULES, DEFAULT_ACTION for the rest (multiple of 8 bytes)."""
+    action = action_value(default_action)
+    if not cache:
+        return _compile(rules, action)
+    folder = Path(directory) if directory is not None else cache_dir()
+    path = folder / f"{cache_key(rules, default_action)}.bpf"
+    cached = _read_cached(path)
+    if cached is not None:
+        return cached
+    program = _compile(rules, action)
+    _store(path, program)
+    return program
+
+
+def _compile(rules: Sequence[ResolvedRule], action: int) -> bytes:
+    global _compiles
+    import pyseccomp  # costly import, only on a cache miss
+
+    ops = {
+        "eq": pyseccomp.EQ,
+        "ne": pyseccomp.NE,
+        "lt": pyseccomp.LT,
+        "le": pyseccomp.LE,
+        "gt": pyseccomp.GT,
+        "ge": pyseccomp.GE,
+    }
+    try:
+        filt = pyseccomp.SyscallFilter(action)
+        # A syscall from another ABI (i386 int 0x80 is checked by arch, x32 by number) is never
+        # a guest's legitimate request, whatever the default: kill the process outright. (The
+        # libseccomp default for it would be kill_thread.)
+        filt.set_attr(pyseccomp.Attr.ACT_BADARCH, ACTIONS["kill_process"])
+    except OSError as exc:
+        raise RunncError(f"libseccomp refused default action {action:#x}: {exc.strerror}") from exc
+    for rule in rules:
+        args = [
+            pyseccomp.Arg(c.index, pyseccomp.MASKED_EQ, c.mask, c.value)
+            if c.op == "masked_eq"
+            else pyseccomp.Arg(c.index, ops[c.op], c.value)
+            for c in rule.conds
+        ]
+        try:
+            filt.add_rule(ACTION_ALLOW, rule.syscall, *args)
+        except OSError as exc:
+            who = f" (device {rule.device})" if rule.device else ""
+            raise RunncError(
+                f"libseccomp refused the rule for {rule.syscall}{who}: {exc.strerror}"
+            ) from exc
+    fd = os.memfd_create("runnc-py-bpf", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "rb", closefd=False) as handle:
+            filt.export_bpf(handle)
+        program = os.pread(fd, os.fstat(fd).st_size, 0)
+    except OSError as exc:
+        raise RunncError(f"cannot export the seccomp program: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    _compiles += 1
+    count = len(program) // INSN_SIZE
+    if not program or len(program) % INSN_SIZE:
+        raise RunncError(f"libseccomp exported a malformed program of {len(program)} bytes")
+    if count > BPF_MAXINSNS:
+        raise RunncError(
+            f"seccomp program has {count} instructions, the kernel takes {BPF_MAXINSNS}"
+        )
+    return program
+
+
+def _trusted(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _read_cached(path: Path) -> bytes | None:
+    try:
+        if not _trusted(os.stat(path.parent)):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not _trusted(st) or st.st_size > BPF_MAXINSNS * INSN_SIZE + _DIGEST:
+            return None
+        data = os.read(fd, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    program, digest = data[:-_DIGEST], data[-_DIGEST:]
+    if not program or len(program) % INSN_SIZE or hashlib.sha256(program).digest() != digest:
+        return None  # torn or tampered: recompile and replace it
+    return program
+
+
+def _store(path: Path, program: bytes) -> None:
+    """Best effort: a cache that cannot be written only costs the next boot a compile."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, program + hashlib.sha256(program).digest())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never a part
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
