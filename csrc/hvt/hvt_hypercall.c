@@ -31,7 +31,7 @@ static const char *const names[HVT_HC_MAX] = {
 
 /* The host address of guest range [gpa, gpa + len), or NULL if it is not all guest memory
  * (or, for writable, touches a read-only segment). */
-static void *guest_ptr(const struct hvt_vm *vm, uint64_t gpa, uint64_t len, bool writable)
+static void *guest_ptr(const struct runnc_hvt *vm, uint64_t gpa, uint64_t len, bool writable)
 {
     if (gpa > vm->mem_size || len > vm->mem_size - gpa)
         return NULL;
@@ -42,7 +42,7 @@ static void *guest_ptr(const struct hvt_vm *vm, uint64_t gpa, uint64_t len, bool
     return vm->mem + gpa;
 }
 
-static const struct runnc_hvt_block *find_block(const struct hvt_vm *vm, uint64_t handle)
+static const struct runnc_hvt_block *find_block(const struct runnc_hvt *vm, uint64_t handle)
 {
     for (uint32_t i = 0; i < vm->nblocks; i++)
         if (vm->blocks[i].index == handle)
@@ -50,7 +50,7 @@ static const struct runnc_hvt_block *find_block(const struct hvt_vm *vm, uint64_
     return NULL;
 }
 
-static const struct runnc_hvt_net *find_net(const struct hvt_vm *vm, uint64_t handle)
+static const struct runnc_hvt_net *find_net(const struct runnc_hvt *vm, uint64_t handle)
 {
     for (uint32_t i = 0; i < vm->nnets; i++)
         if (vm->nets[i].index == handle)
@@ -78,7 +78,7 @@ int runnc_hvt_make_fds(int *epollfd, int *timerfd)
     return 0;
 }
 
-int hvt_devices_setup(struct hvt_vm *vm, char *err, size_t errlen)
+int hvt_devices_setup(struct runnc_hvt *vm, char *err, size_t errlen)
 {
     struct epoll_event ev = {.events = EPOLLIN};
     for (uint32_t i = 0; i < vm->nnets; i++) {
@@ -110,7 +110,7 @@ static void write_all(int fd, const uint8_t *data, uint64_t len)
     }
 }
 
-static int hc_poll(struct hvt_vm *vm, struct hvt_hc_poll *a, char *err, size_t errlen)
+static int hc_poll(struct runnc_hvt *vm, struct hvt_hc_poll *a, char *err, size_t errlen)
 {
     struct itimerspec it = {
         .it_value = {.tv_sec = (time_t)(a->timeout_nsecs / NSEC_PER_SEC),
@@ -149,7 +149,7 @@ static int block_range_ok(const struct runnc_hvt_block *b, uint64_t offset, uint
     return offset < b->capacity && len <= b->capacity - offset;
 }
 
-static int32_t block_io(const struct hvt_vm *vm, bool write, uint64_t handle, uint64_t offset,
+static int32_t block_io(const struct runnc_hvt *vm, bool write, uint64_t handle, uint64_t offset,
                         uint64_t data, uint64_t len)
 {
     const struct runnc_hvt_block *b = find_block(vm, handle);
@@ -171,7 +171,7 @@ static int32_t block_io(const struct hvt_vm *vm, bool write, uint64_t handle, ui
     return SOLO5_R_OK;
 }
 
-static int32_t net_write(const struct hvt_vm *vm, const struct hvt_hc_net_write *a)
+static int32_t net_write(const struct runnc_hvt *vm, const struct hvt_hc_net_write *a)
 {
     const struct runnc_hvt_net *d = find_net(vm, a->handle);
     if (d == NULL)
@@ -187,7 +187,7 @@ static int32_t net_write(const struct hvt_vm *vm, const struct hvt_hc_net_write 
     return n == (ssize_t)a->len ? SOLO5_R_OK : SOLO5_R_EUNSPEC;
 }
 
-static int32_t net_read(const struct hvt_vm *vm, struct hvt_hc_net_read *a)
+static int32_t net_read(const struct runnc_hvt *vm, struct hvt_hc_net_read *a)
 {
     const struct runnc_hvt_net *d = find_net(vm, a->handle);
     if (d == NULL)
@@ -218,7 +218,7 @@ static const size_t arg_size[HVT_HC_MAX] = {
     [HVT_HC_HALT] = sizeof(struct hvt_hc_halt),
 };
 
-int hvt_hypercall(struct hvt_vm *vm, unsigned nr, uint64_t gpa, int *status, char *err,
+int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, char *err,
                   size_t errlen)
 {
     if (nr == 0 || nr >= HVT_HC_MAX) {

@@ -71,9 +71,10 @@ _Static_assert(sizeof(struct hvt_hc_halt) == 16, "hvt_hc_halt layout");
 
 /* ---- the VM ---------------------------------------------------------------------------------- */
 
-#define HVT_MAX_RO 16 /* read-only guest ranges the monitor refuses to write into */
+#define HVT_MAX_RO 16      /* read-only guest ranges the monitor refuses to write into */
+#define HVT_MAX_DEVICES 63 /* manifest entries 1..63 */
 
-struct hvt_vm {
+struct runnc_hvt {
     int kvmfd, vmfd, vcpufd;
     struct kvm_run *run;
     size_t run_size;
@@ -84,21 +85,22 @@ struct hvt_vm {
      * write there, or the monitor itself would take the SIGSEGV. */
     uint64_t ro[HVT_MAX_RO][2];
     unsigned nro;
-    /* devices, by manifest index */
-    const struct runnc_hvt_block *blocks;
+    /* devices, copied from the plan; the guest names them by manifest index */
+    struct runnc_hvt_block blocks[HVT_MAX_DEVICES];
     uint32_t nblocks;
-    const struct runnc_hvt_net *nets;
+    struct runnc_hvt_net nets[HVT_MAX_DEVICES];
     uint32_t nnets;
-    int epollfd, timerfd; /* solo5_yield(): taps + a timer, as solo5-hvt on Linux */
+    int epollfd, timerfd; /* solo5_yield(): taps + a timer, as solo5-hvt on Linux (caller's) */
+    bool sync_regs;       /* KVM copies the registers into the run area at every exit */
 };
 
 /* How a run of the vCPU loop ended. */
 enum hvt_outcome { HVT_HALTED, HVT_GUEST_FAULT, HVT_MONITOR_ERROR };
 
 /* hvt_vm.c */
-int hvt_vm_open(struct hvt_vm *vm, uint64_t mem_size, char *err, size_t errlen);
-int hvt_vm_start_cpu(struct hvt_vm *vm, uint64_t entry, char *err, size_t errlen);
-void hvt_vm_close(struct hvt_vm *vm);
+int hvt_vm_open(struct runnc_hvt *vm, uint64_t mem_size, char *err, size_t errlen);
+int hvt_vm_start_cpu(struct runnc_hvt *vm, uint64_t entry, char *err, size_t errlen);
+void hvt_vm_close(struct runnc_hvt *vm);
 
 /* hvt_layout.c: writes into guest memory only (no KVM), so it is testable on a plain buffer */
 void hvt_layout_pagetables(uint8_t *mem, uint64_t mem_size);
@@ -106,14 +108,14 @@ void hvt_layout_gdt(uint8_t *mem);
 int hvt_layout_boot_info(uint8_t *mem, uint64_t mem_size, uint64_t kernel_end, uint64_t tsc_hz,
                          const uint8_t *mft, uint32_t mft_size, const char *cmdline);
 int hvt_check_plan(const struct runnc_hvt_plan *p, char *err, size_t errlen);
-int hvt_load_segments(struct hvt_vm *vm, const struct runnc_hvt_plan *p, char *err,
+int hvt_load_segments(struct runnc_hvt *vm, const struct runnc_hvt_plan *p, char *err,
                       size_t errlen);
 
 /* hvt_hypercall.c: one hypercall; returns HVT_HALTED with *status set for halt, -1 to go on,
  * or an outcome with a message in err. */
-int hvt_hypercall(struct hvt_vm *vm, unsigned nr, uint64_t gpa, int *status, char *err,
+int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, char *err,
                   size_t errlen);
-int hvt_devices_setup(struct hvt_vm *vm, char *err, size_t errlen);
+int hvt_devices_setup(struct runnc_hvt *vm, char *err, size_t errlen);
 
 /* helpers */
 int hvt_fail(char *err, size_t errlen, const char *fmt, ...)

@@ -115,8 +115,9 @@ int hvt_check_plan(const struct runnc_hvt_plan *p, char *err, size_t errlen)
         HVT_BOOT_INFO_BASE + sizeof(struct hvt_boot_info) + p->mft_size + HVT_CMDLINE_SIZE >
             HVT_GUEST_MIN_BASE)
         return hvt_fail(err, errlen, "manifest of %u bytes does not fit low memory", p->mft_size);
-    if (p->bpf_size % 8 || p->bpf_size / 8 > 0xffff || (p->bpf_size && p->bpf == NULL))
-        return hvt_fail(err, errlen, "seccomp program of %u bytes is malformed", p->bpf_size);
+    if (p->nblocks + p->nnets > HVT_MAX_DEVICES)
+        return hvt_fail(err, errlen, "%u devices, at most %d", p->nblocks + p->nnets,
+                        HVT_MAX_DEVICES);
     for (uint32_t i = 0; i < p->nblocks; i++) {
         const struct runnc_hvt_block *b = &p->blocks[i];
         if (b->index >= 64 || b->fd < 0 || b->block_size == 0 || b->capacity < b->block_size ||
@@ -136,7 +137,7 @@ int hvt_check_plan(const struct runnc_hvt_plan *p, char *err, size_t errlen)
 static uint64_t page_down(uint64_t x) { return x & ~(PAGE_4K - 1); }
 static uint64_t page_up(uint64_t x) { return (x + PAGE_4K - 1) & ~(PAGE_4K - 1); }
 
-int hvt_load_segments(struct hvt_vm *vm, const struct runnc_hvt_plan *p, char *err,
+int hvt_load_segments(struct runnc_hvt *vm, const struct runnc_hvt_plan *p, char *err,
                       size_t errlen)
 {
     for (uint32_t i = 0; i < p->nsegments; i++) {

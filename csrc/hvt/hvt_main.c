@@ -29,7 +29,7 @@
 
 int runnc_hvt_probe(char *err, size_t errlen)
 {
-    struct hvt_vm vm;
+    struct runnc_hvt vm;
     int rc = hvt_vm_open(&vm, 0, err, errlen);
     hvt_vm_close(&vm);
     return rc;
@@ -86,12 +86,12 @@ static void close_other_fds(int *keep, size_t nkeep)
     syscall(SYS_close_range, lo, ~0U, 0);
 }
 
-static int install_filter(const struct runnc_hvt_plan *p, char *err, size_t errlen)
+static int install_filter(const uint8_t *bpf, uint32_t bpf_size, char *err, size_t errlen)
 {
     struct {
         unsigned short len;
         const void *filter;
-    } prog = {(unsigned short)(p->bpf_size / 8), p->bpf};
+    } prog = {(unsigned short)(bpf_size / 8), bpf};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         return hvt_fail(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
     if (syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) == -1)
@@ -99,8 +99,12 @@ static int install_filter(const struct runnc_hvt_plan *p, char *err, size_t errl
     return 0;
 }
 
-static unsigned long long guest_rip(const struct hvt_vm *vm)
+/* The guest's rip for a fault report: from the sync regs when KVM keeps them, else by ioctl
+ * (only reached without a seccomp filter, see runnc_hvt_run). */
+static unsigned long long guest_rip(const struct runnc_hvt *vm)
 {
+    if (vm->sync_regs)
+        return vm->run->s.regs.regs.rip;
     struct kvm_regs regs;
     if (ioctl(vm->vcpufd, KVM_GET_REGS, &regs) == -1)
         return ~0ULL;
@@ -108,7 +112,7 @@ static unsigned long long guest_rip(const struct hvt_vm *vm)
 }
 
 /* Run the vCPU until the guest halts or something ends it. */
-static enum hvt_outcome vcpu_loop(struct hvt_vm *vm, int *status, char *err, size_t errlen)
+static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, size_t errlen)
 {
     struct kvm_run *run = vm->run;
     for (;;) {
@@ -198,57 +202,90 @@ static __attribute__((noreturn)) void finish(enum hvt_outcome outcome, int statu
     }
 }
 
-int runnc_hvt_boot(const struct runnc_hvt_plan *p, char *err, size_t errlen)
+struct runnc_hvt *runnc_hvt_create(const struct runnc_hvt_plan *p, char *err, size_t errlen)
 {
-    struct hvt_vm vm;
     if (hvt_check_plan(p, err, errlen))
-        return -1;
-    if (p->bpf_size && single_threaded() != 1)
-        return hvt_fail(err, errlen, "a seccomp-filtered monitor must be single-threaded");
-    if (hvt_vm_open(&vm, p->mem_size, err, errlen))
+        return NULL;
+    struct runnc_hvt *vm = malloc(sizeof *vm);
+    if (vm == NULL) {
+        hvt_fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (hvt_vm_open(vm, p->mem_size, err, errlen))
         goto fail;
-    vm.blocks = p->blocks;
-    vm.nblocks = p->nblocks;
-    vm.nets = p->nets;
-    vm.nnets = p->nnets;
-    vm.epollfd = p->epollfd;
-    vm.timerfd = p->timerfd;
-    hvt_layout_pagetables(vm.mem, vm.mem_size);
-    hvt_layout_gdt(vm.mem);
-    if (hvt_vm_start_cpu(&vm, p->entry, err, errlen))
+    memcpy(vm->blocks, p->blocks, p->nblocks * sizeof *p->blocks);
+    vm->nblocks = p->nblocks;
+    memcpy(vm->nets, p->nets, p->nnets * sizeof *p->nets);
+    vm->nnets = p->nnets;
+    hvt_layout_pagetables(vm->mem, vm->mem_size);
+    hvt_layout_gdt(vm->mem);
+    if (hvt_vm_start_cpu(vm, p->entry, err, errlen))
         goto fail;
-    if (hvt_layout_boot_info(vm.mem, vm.mem_size, p->kernel_end, vm.tsc_hz, p->mft, p->mft_size,
-                             p->cmdline)) {
+    if (hvt_layout_boot_info(vm->mem, vm->mem_size, p->kernel_end, vm->tsc_hz, p->mft,
+                             p->mft_size, p->cmdline)) {
         hvt_fail(err, errlen, "boot info, manifest and command line do not fit low memory");
         goto fail;
     }
-    if (hvt_load_segments(&vm, p, err, errlen) || hvt_devices_setup(&vm, err, errlen))
+    if (hvt_load_segments(vm, p, err, errlen))
         goto fail;
+    vm->epollfd = p->epollfd;
+    vm->timerfd = p->timerfd;
+    if (hvt_devices_setup(vm, err, errlen))
+        goto fail;
+    return vm;
+
+fail:
+    runnc_hvt_destroy(vm);
+    return NULL;
+}
+
+int runnc_hvt_vcpufd(const struct runnc_hvt *vm)
+{
+    return vm->vcpufd;
+}
+
+void runnc_hvt_destroy(struct runnc_hvt *vm)
+{
+    vm->epollfd = vm->timerfd = -1; /* the caller's, closed by the caller */
+    hvt_vm_close(vm);
+    free(vm);
+}
+
+int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, int close_fds,
+                  char *err, size_t errlen)
+{
+    if (bpf_size % 8 || bpf_size / 8 > 0xffff || (bpf_size && bpf == NULL)) {
+        hvt_fail(err, errlen, "seccomp program of %u bytes is malformed", bpf_size);
+        goto fail;
+    }
+    /* A filter binds the calling thread only: another thread would run unconfined. */
+    if (bpf_size && single_threaded() != 1) {
+        hvt_fail(err, errlen, "a seccomp-filtered monitor must be single-threaded");
+        goto fail;
+    }
 
     /* Point of no return: from here on the process belongs to the guest. */
-    close(p->elf_fd);
-    if (p->close_fds) {
-        int keep[5 + 128];
+    if (close_fds) {
+        int keep[5 + 2 * HVT_MAX_DEVICES];
         size_t nkeep = 0;
-        int own[] = {vm.kvmfd, vm.vmfd, vm.vcpufd, vm.epollfd, vm.timerfd};
+        int own[] = {vm->kvmfd, vm->vmfd, vm->vcpufd, vm->epollfd, vm->timerfd};
         for (size_t i = 0; i < 5; i++)
             keep[nkeep++] = own[i];
-        for (uint32_t i = 0; i < p->nblocks && nkeep < sizeof keep / sizeof keep[0]; i++)
-            keep[nkeep++] = p->blocks[i].fd;
-        for (uint32_t i = 0; i < p->nnets && nkeep < sizeof keep / sizeof keep[0]; i++)
-            keep[nkeep++] = p->nets[i].fd;
+        for (uint32_t i = 0; i < vm->nblocks; i++)
+            keep[nkeep++] = vm->blocks[i].fd;
+        for (uint32_t i = 0; i < vm->nnets; i++)
+            keep[nkeep++] = vm->nets[i].fd;
         close_other_fds(keep, nkeep);
     }
     reset_signals();
     char msg[512] = "";
-    if (p->bpf_size && install_filter(p, msg, sizeof msg))
+    if (bpf_size && install_filter(bpf, bpf_size, msg, sizeof msg))
         finish(HVT_MONITOR_ERROR, 0, msg);
     int status = 0;
-    enum hvt_outcome outcome = vcpu_loop(&vm, &status, msg, sizeof msg);
+    enum hvt_outcome outcome = vcpu_loop(vm, &status, msg, sizeof msg);
     finish(outcome, status, msg);
 
 fail:
-    vm.epollfd = vm.timerfd = -1; /* the caller's, closed by the caller */
-    hvt_vm_close(&vm);
+    runnc_hvt_destroy(vm);
     return -1;
 }

@@ -54,10 +54,10 @@ struct runnc_hvt_plan {
     uint32_t nnets;
     int epollfd;                         /* from runnc_hvt_make_fds(): solo5_yield()'s wait set */
     int timerfd;                         /* ... and its timer (the monitor adds the taps) */
-    const uint8_t *bpf;                  /* optional seccomp program (struct sock_filter[]) */
-    uint32_t bpf_size;                   /* bytes, a multiple of 8; 0 = no filter */
-    int close_fds;                       /* 1: close every fd > 2 the monitor does not need */
 };
+
+/* A VM set up and ready to run (opaque). */
+struct runnc_hvt;
 
 /* Exit statuses of runnc_hvt_boot() besides the guest's own (its halt status & 0xff). */
 #define RUNNC_HVT_EXIT_MONITOR 1    /* the monitor itself failed (host error) */
@@ -71,11 +71,26 @@ int runnc_hvt_make_fds(int *epollfd, int *timerfd);
  * one-line reason in err. */
 int runnc_hvt_probe(char *err, size_t errlen);
 
+/* Create the VM and its vCPU, lay out guest memory and load the segments (read from
+ * plan->elf_fd, which the caller may close afterwards). The plan's arrays are copied. Returns
+ * NULL with a one-line reason in err on failure, leaving nothing behind. */
+struct runnc_hvt *runnc_hvt_create(const struct runnc_hvt_plan *plan, char *err, size_t errlen);
+
+/* The vCPU fd, for a seccomp policy that allows KVM_RUN on it alone. */
+int runnc_hvt_vcpufd(const struct runnc_hvt *vm);
+
+/* Release a VM that will not run (the caller's epoll/timer/device fds stay open). */
+void runnc_hvt_destroy(struct runnc_hvt *vm);
+
 /* Run the guest in this process. Never returns once the guest has started: the process exits
  * with the guest's halt status, RUNNC_HVT_EXIT_FAULT (after one line on stderr) if the guest
- * faults, RUNNC_HVT_EXIT_MONITOR if the host side fails, or dies of a signal's default action.
- * Returns -1 with a one-line reason in err if the VM could not be set up (nothing ran). */
-int runnc_hvt_boot(const struct runnc_hvt_plan *plan, char *err, size_t errlen);
+ * faults, RUNNC_HVT_EXIT_MONITOR if the host side fails, or dies of a signal's default action
+ * (159 for SIGSYS from the filter). Before starting it closes every fd > 2 the VM does not use
+ * if close_fds, resets signal handling, and installs the seccomp program bpf (struct
+ * sock_filter[], bpf_size bytes; none if 0) after PR_SET_NO_NEW_PRIVS.
+ * Returns -1 with a one-line reason in err if it cannot start (the VM is then destroyed). */
+int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, int close_fds,
+                  char *err, size_t errlen);
 /* CFFI-END */
 
 #endif

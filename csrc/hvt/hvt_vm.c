@@ -37,7 +37,7 @@ int hvt_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-int hvt_vm_open(struct hvt_vm *vm, uint64_t mem_size, char *err, size_t errlen)
+int hvt_vm_open(struct runnc_hvt *vm, uint64_t mem_size, char *err, size_t errlen)
 {
     memset(vm, 0, sizeof *vm);
     vm->kvmfd = vm->vmfd = vm->vcpufd = vm->epollfd = vm->timerfd = -1;
@@ -83,12 +83,19 @@ int hvt_vm_open(struct hvt_vm *vm, uint64_t mem_size, char *err, size_t errlen)
     if (vm->run == MAP_FAILED)
         return hvt_fail(err, errlen, "mapping the vCPU run area: %s", strerror(errno));
     vm->run_size = (size_t)run_size;
+    /* With sync regs KVM leaves the guest's registers in the run area at every exit, so a
+     * fault report needs no KVM_GET_REGS -- an ioctl the seccomp policy does not allow. */
+    int sync = ioctl(vm->kvmfd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    if (sync > 0 && (sync & KVM_SYNC_X86_REGS)) {
+        vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+        vm->sync_regs = true;
+    }
     return 0;
 }
 
 /* Hand the guest the host's supported CPUID leaves, as solo5-hvt does: Solo5's bindings
  * check CPU features (e.g. an invariant TSC) before using them. */
-static int setup_cpuid(struct hvt_vm *vm, char *err, size_t errlen)
+static int setup_cpuid(struct runnc_hvt *vm, char *err, size_t errlen)
 {
     int nent = 128;
     for (;;) {
@@ -132,7 +139,7 @@ static struct kvm_segment flat_segment(uint16_t gdt_index, uint8_t type, bool co
     return s;
 }
 
-int hvt_vm_start_cpu(struct hvt_vm *vm, uint64_t entry, char *err, size_t errlen)
+int hvt_vm_start_cpu(struct runnc_hvt *vm, uint64_t entry, char *err, size_t errlen)
 {
     if (setup_cpuid(vm, err, errlen))
         return -1;
@@ -181,7 +188,7 @@ int hvt_vm_start_cpu(struct hvt_vm *vm, uint64_t entry, char *err, size_t errlen
     return 0;
 }
 
-void hvt_vm_close(struct hvt_vm *vm)
+void hvt_vm_close(struct runnc_hvt *vm)
 {
     if (vm->run != MAP_FAILED)
         munmap(vm->run, vm->run_size);

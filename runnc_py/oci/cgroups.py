@@ -867,7 +867,7 @@ def _procs(d: str) -> list[int]:
 
 
 def _read(path: str) -> str:
-    with open(path, encoding="ascii") as f:
+    with open(path, encoding="utf-8") as f:
         return f.read()
 
 

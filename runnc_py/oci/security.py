@@ -204,8 +204,7 @@ def apply_process_security(sec: ProcessSecurity) -> None:
     _step("clear the ambient capabilities", "process", _clear_ambient, libc)
     if sec.no_new_privileges:
         _step("set NO_NEW_PRIVS", "process", prctl.set_no_new_privs, True)
-    with open("/proc/self/status", encoding="ascii") as f:
-        problems = status_problems(f.read(), sec)
+    problems = status_problems(_read_proc("/proc/self/status"), sec)
     if problems:
         raise RunncError(
             "still " + ", ".join(problems) + " after dropping privileges", where="process"
@@ -220,14 +219,20 @@ def _step(what: str, where: str, fn: Any, *args: Any) -> None:
         raise RunncError(f"cannot {what}: {reason}", where=where) from exc
 
 
+def _read_proc(path: str) -> str:
+    # Bytes + the built-in UTF-8 decoder: a text-mode open may import a codec module, and
+    # after the uid change the interpreter's files can be out of reach.
+    with open(path, "rb") as f:
+        return f.read().decode()
+
+
 def _write_oom(value: int) -> None:
-    with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
-        f.write(str(value))
+    with open("/proc/self/oom_score_adj", "wb") as f:
+        f.write(str(value).encode())
 
 
 def _last_cap() -> int:
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
-        return int(f.read())
+    return int(_read_proc("/proc/sys/kernel/cap_last_cap"))
 
 
 def _show_limit(value: int) -> str:

@@ -5,7 +5,7 @@ builtin modules, no dataclasses/typing at run time, and does one read of state.j
 read of /proc/PID/stat.
 
 What is stored is what cannot be observed later (pid + its start time, bundle, the creation
-time, the cgroup we made, the poststop hooks); the status is derived on every read:
+time, the cgroup we made, the poststart/poststop hooks); the status is derived on every read:
   phase "creating" and its creator still alive     -> creating
   init pid gone (or a zombie, or a new process)    -> stopped
   phase "created" and exec.fifo still there        -> created
@@ -100,13 +100,13 @@ class ContainerState:
         "created",
         "creator",
         "creator_start",
+        "hooks",
         "id",
         "owner",
         "paused",
         "phase",
         "pid",
         "pid_start",
-        "poststop",
         "rootfs",
     )
 
@@ -125,7 +125,7 @@ class ContainerState:
         creator_start: int | None = None,
         paused: bool = False,
         cgroup: dict[str, Any] | None = None,
-        poststop: list[dict[str, Any]] | None = None,
+        hooks: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -140,7 +140,7 @@ class ContainerState:
         self.creator_start = creator_start
         self.paused = paused
         self.cgroup = cgroup
-        self.poststop = poststop or []
+        self.hooks = hooks or {}  # poststart/poststop, as config.json has them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,7 +158,7 @@ class ContainerState:
             "creatorStart": self.creator_start,
             "paused": self.paused,
             "cgroup": self.cgroup,
-            "poststop": self.poststop,
+            "hooks": self.hooks,
         }
 
     @classmethod
@@ -182,7 +182,7 @@ class ContainerState:
                 creator_start=data.get("creatorStart"),
                 paused=bool(data.get("paused")),
                 cgroup=data.get("cgroup"),
-                poststop=data.get("poststop") or [],
+                hooks=data.get("hooks") or {},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunncError(f"corrupt state: bad or missing {exc}", where=where) from None

@@ -186,11 +186,12 @@ def policy_dirs() -> list[Path]:
     the prefix being the environment's or, for `pip install --user`, the user base.
     """
     share = Path("share") / "runnc-py" / "policies"
-    return [
-        Path(__file__).resolve().parents[2] / "policies",
-        Path(sys.prefix) / share,
-        Path(site.getuserbase()) / share,
-    ]
+    dirs = [Path(sys.prefix) / share, Path(site.getuserbase()) / share]
+    root = Path(__file__).resolve().parents[2]
+    # Only a real checkout: in site-packages, parents[2]/policies could be another project's.
+    if (root / "pyproject.toml").is_file():
+        dirs.insert(0, root / "policies")
+    return dirs
 
 
 def find_policy(name_or_path: str) -> Path:

@@ -269,3 +269,61 @@ def test_log_gets_a_json_error_entry(runnc: RunCli, tmp_path: Path) -> None:
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "nope.spt" in entry["msg"] and entry["time"]
 
+
+
+# --- malformed unikernels, crafted byte by byte ------------------------------------------------
+
+
+def _craft(tmp_path: Path, breakage: str) -> Path:
+    from tests.unit import elfcraft as ec
+
+    uk = ec.Unikernel.solo5(target="spt", abi_version=2)
+    assert uk.text is not None and uk.abi_note is not None
+    if breakage == "not-elf":
+        path = tmp_path / "not-elf.spt"
+        path.write_bytes(b"#!/bin/sh\necho not an ELF\n")
+        return path
+    if breakage == "wrong-machine":
+        uk.header.machine = ec.EM_AARCH64
+    elif breakage == "w+x":
+        uk.text.flags = ec.PF_R | ec.PF_W | ec.PF_X
+    elif breakage == "below-1mib":
+        uk.text.vaddr = 0x80000
+        uk.header.entry = 0x80000
+    elif breakage == "entry-outside":
+        uk.header.entry = 0x900000
+    elif breakage == "hvt-target":
+        uk.abi_note.desc = ec.abi_desc("hvt", 2)
+    elif breakage == "abi-version":
+        uk.abi_note.desc = ec.abi_desc("spt", 3)
+    elif breakage == "truncated":
+        uk.truncate = 300
+    return uk.write(tmp_path / f"{breakage}.spt")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "needle"),
+    [
+        ("not-elf", "ELF"),
+        ("wrong-machine", "machine"),
+        ("w+x", "writable and executable"),
+        ("below-1mib", "0x100000"),
+        ("entry-outside", "entry"),
+        ("hvt-target", "hvt"),
+        ("abi-version", "version"),
+        ("truncated", "truncated"),
+    ],
+)
+def test_malformed_unikernel_is_refused_in_one_line(
+    runnc: RunCli, tmp_path: Path, breakage: str, needle: str
+) -> None:
+    path = _craft(tmp_path, breakage)
+    proc = runnc("exec", "--monitor=spt", "--mem=8", path)
+    assert_one_line_error(proc, str(path))
+    assert needle.lower() in proc.stderr.lower(), proc.stderr
+
+
+def test_crafted_valid_unikernel_is_accepted(runnc: RunCli, tmp_path: Path) -> None:
+    """The control for the cases above: unbroken, it boots (and faults on its `hlt`: 139)."""
+    proc = runnc("exec", "--mem=8", _craft(tmp_path, "none"))
+    assert shell_status(proc.returncode) == 139, proc.stderr

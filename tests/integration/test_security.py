@@ -7,14 +7,17 @@ worked would fail these tests.
 
 from __future__ import annotations
 
+import ctypes  # noqa: F401 - imported before forking, see in_child
 import errno
 import json
 import os
 import resource
 import tempfile
+import traceback
 from collections.abc import Callable
 from typing import Any
 
+import prctl  # noqa: F401 - imported before forking, see in_child
 import pytest
 
 from runnc_py.errors import RunncError
@@ -31,8 +34,9 @@ NOBODY = 65534
 def in_child(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run `body` in a forked child; return its dict (or {"error": line} for a RunncError).
 
-    Everything the child needs is imported before the fork: after the uid change it may no
-    longer read the interpreter's files.
+    Everything the child needs is imported before the fork (ctypes and prctl too, for the
+    test that drops root before calling apply): after a uid change the child may no longer
+    read the interpreter's files.
     """
     r, w = os.pipe()
     pid = os.fork()
@@ -45,9 +49,7 @@ def in_child(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             except RunncError as exc:
                 result = {"error": exc.line()}
             os.write(w, json.dumps(result).encode())
-        except BaseException as exc:
-            import traceback
-
+        except BaseException:
             os.write(w, json.dumps({"crash": traceback.format_exc()}).encode())
             code = 1
         finally:
@@ -74,6 +76,8 @@ def _errno_of(fn: Callable[[], object]) -> int | None:
         fn()
     except OSError as exc:
         return exc.errno
+    except ValueError:  # Python's setrlimit turns EPERM into this
+        return errno.EPERM
     return None
 
 

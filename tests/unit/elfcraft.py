@@ -290,6 +290,13 @@ class Unikernel:
     def note_segments(self) -> list[Seg]:
         return [s for s in self.segments if s.type == PT_NOTE]
 
+    def segment_of(self, note: Note | None) -> Seg:
+        """The PT_NOTE segment holding NOTE (e.g. `uk.segment_of(uk.abi_note)`)."""
+        for seg in self.segments:
+            if seg.notes and any(n is note for n in seg.notes):
+                return seg
+        raise LookupError("note is in no segment")
+
     def build(self) -> Built:
         """Lay the image out: header, phdr table, then each segment's bytes in order.
 

@@ -282,6 +282,19 @@ def test_minimal_policy_is_valid(tmp_path: Path) -> None:
     assert resolve(pol, facts())[1].conds[1].mask == 0xFF
 
 
+def test_installed_policies_are_found_under_the_prefix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    share = tmp_path / "share" / "runnc-py" / "policies"
+    share.mkdir(parents=True)
+    (share / "onlyinstalled.toml").write_text(MINIMAL)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert load_policy("onlyinstalled").path == str(share / "onlyinstalled.toml")
+    # the checkout's own policies/ still wins over an installed copy of the same name
+    (share / "spt.toml").write_text(MINIMAL)
+    assert Path(load_policy("spt").path) == REPO / "policies" / "spt.toml"
+
+
 def test_missing_policy_names_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(RunncError, match=r"policy 'nosuch' not found \(looked in .*policies"):
         load_policy("nosuch")

@@ -1,0 +1,542 @@
+"""The OCI verbs on unikernel containers: create, start, kill, delete, pause, ... (the library).
+
+Every verb on an existing container is: lock `<root>/<id>/lock` -> load state.json -> derive the
+status -> refuse what the status does not allow -> act -> save. Only `state` and `list` read
+without the lock (state.json is replaced atomically, so they never see half a file).
+
+This module is imported by the hot verbs (`state`, `kill`, `start`, `delete`): module-level
+imports stay builtin-only; specs, plans, the launcher, cgroups and hooks are imported where used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from runnc_py.errors import RunncError
+from runnc_py.oci.state import (
+    CREATED,
+    CREATING,
+    FIFO_FILE,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    ContainerState,
+    Lock,
+    Store,
+    pid_matches,
+    proc_start_time,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from runnc_py.cli import Globals
+    from runnc_py.oci.cgroups import Cgroup
+
+KILL_WAIT = 10.0  # s: how long delete waits for a SIGKILLed init to die
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def container_dir(g: Globals, container_id: str) -> str:
+    """Our directory for CONTAINER_ID; hands the whole call to the delegate runtime when the
+    container is one of its own (see delegate.py)."""
+    store = Store(g.root)
+    path = store.dir(container_id)
+    if os.path.isdir(path):
+        return path
+    if os.path.isdir(os.path.join(store.delegate_root(), container_id)):
+        if g.delegate:
+            from runnc_py.oci.delegate import exec_delegate
+
+            exec_delegate(g.delegate, g.argv, store.delegate_root())
+        raise RunncError(
+            "container belongs to the delegate runtime: give --delegate RUNTIME", where=container_id
+        )
+    raise RunncError("container does not exist", where=container_id)
+
+
+def _cgroup(state: ContainerState) -> Cgroup | None:
+    if not state.cgroup:
+        return None
+    from runnc_py.oci.cgroups import Cgroup
+
+    return Cgroup.from_json(state.cgroup)
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float = KILL_WAIT) -> bool:
+    """Wait until PID (recorded with START) is dead or a zombie; reap it if it is our child."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while pid_matches(pid, start):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
+
+
+def _kill_init(state: ContainerState) -> None:
+    """SIGKILL the init (thawing it if frozen, or it could not die) and wait for its death."""
+    if not state.init_alive():
+        return
+    try:
+        os.kill(state.pid, 9)
+    except ProcessLookupError:
+        return
+    cgroup = _cgroup(state)
+    if cgroup is not None and state.paused:
+        cgroup.thaw()
+        state.paused = False
+    if not _wait_gone(state.pid, state.pid_start):
+        raise RunncError(f"init process {state.pid} did not die after SIGKILL", where=state.id)
+
+
+def _teardown(store: Store, state: ContainerState, pid_file: str | None = None) -> None:
+    """Remove everything a container has on this host: init, cgroup, state dir (pid file)."""
+    _kill_init(state)
+    cgroup = _cgroup(state)
+    if cgroup is not None:
+        cgroup.remove()
+    if pid_file:
+        try:
+            os.unlink(pid_file)
+        except FileNotFoundError:
+            pass
+    store.remove(state.id)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc: the pid in decimal, no newline."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise RunncError(f"cannot write the pid file: {exc.strerror}", where=path) from None
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+# ---------------------------------------------------------------------------- state / list
+
+
+def load_status(g: Globals, container_id: str) -> tuple[ContainerState, str]:
+    path = container_dir(g, container_id)
+    state = Store(g.root).load(container_id)
+    return state, state.status(path)
+
+
+def state_json(g: Globals, container_id: str) -> str:
+    import json
+
+    state, status = load_status(g, container_id)
+    return json.dumps(state.oci(status), indent=2)
+
+
+def list_states(g: Globals) -> list[dict[str, Any]]:
+    """runc `list` entries; unreadable state dirs are reported on stderr and skipped."""
+    store = Store(g.root)
+    out = []
+    for container_id in store.ids():
+        try:
+            state = store.load(container_id)
+        except RunncError as exc:
+            g.log.warning(exc.line())
+            continue
+        out.append(state.oci(state.status(store.dir(container_id))))
+    return out
+
+
+# ---------------------------------------------------------------------------- create
+
+
+def create(
+    g: Globals,
+    container_id: str,
+    bundle: str,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    *,
+    foreground: bool = False,
+) -> int:
+    """Create the container: an init process waiting for `start`. Returns its pid.
+
+    FOREGROUND (`run` without --detach): a terminal without --console-socket is allowed and
+    the guest uses the inherited stdio.
+    """
+    import socket
+
+    from runnc_py.monitor import launch
+    from runnc_py.oci import cgroups, security
+    from runnc_py.oci.hooks import run_hooks
+    from runnc_py.oci.init import GO, InitConfig, expect_ok, run_init, send
+    from runnc_py.oci.log import _timestamp
+    from runnc_py.oci.namespaces import plan_namespaces
+    from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
+    from runnc_py.oci.spec import load_spec
+    from runnc_py.oci.state import check_id
+
+    store = Store(g.root)
+    check_id(container_id)
+    bundle = os.path.abspath(bundle)
+    if store.exists(container_id):
+        raise RunncError("container with this ID already exists", where=container_id)
+
+    # Everything that can be refused is refused before anything exists on the host.
+    spec = load_spec(bundle)
+    try:
+        plan = plan_from_spec(spec)
+    except NotAUnikernel:
+        if g.delegate:
+            from runnc_py.oci.delegate import exec_delegate
+
+            exec_delegate(g.delegate, g.argv, store.delegate_root())
+        raise
+    request = plan.request()
+    launch.check(request)
+    sec = security.plan_process_security(spec.process)
+    ns_actions = plan_namespaces(spec.namespaces)
+    cg_plan = cgroups.plan_cgroup(container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup)
+    use_terminal = spec.terminal and console_socket is not None
+    if spec.terminal and console_socket is None and not foreground:
+        raise RunncError(
+            "process.terminal is set: a detached container needs --console-socket", where="create"
+        )
+    if console_socket is not None and not spec.terminal:
+        raise RunncError("--console-socket given but process.terminal is false", where="create")
+
+    directory = store.make_dir(container_id)
+    me = os.getpid()
+    state = ContainerState(
+        id=container_id,
+        bundle=bundle,
+        rootfs=spec.root_path,
+        created=_timestamp(),
+        owner=_owner(),
+        annotations=dict(spec.annotations),
+        phase=CREATING,
+        creator=me,
+        creator_start=proc_start_time(me),
+        hooks={
+            kind: [h.to_json() for h in spec.hooks[kind]]
+            for kind in ("poststart", "poststop")
+            if spec.hooks.get(kind)
+        },
+    )
+    wrote_pid_file: str | None = None
+    try:
+        store.save(state)
+        with Lock(directory) as lock:
+            fifo = os.path.join(directory, FIFO_FILE)
+            os.mkfifo(fifo, 0o600)
+            slave = None
+            if use_terminal:
+                from runnc_py.oci.console import open_pty, send_master
+
+                master, slave = open_pty()
+                try:
+                    send_master(console_socket, master)  # type: ignore[arg-type]
+                finally:
+                    os.close(master)
+
+            def hook_state(status: str) -> dict[str, Any]:
+                return state.oci(status) | {"pid": state.pid}
+
+            cfg = InitConfig(
+                container_id=container_id,
+                fifo=fifo,
+                ns_actions=ns_actions,
+                hostname=spec.hostname,
+                console_slave=slave,
+                hooks=spec.hooks,
+                hook_state=hook_state,
+                request=request,
+                security=sec,
+                log=g.log,
+            )
+            parent_sock, child_sock = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+            )
+            pid = os.fork()
+            if pid == 0:  # the init: never returns
+                # The lock's open file description is shared across fork: a copy kept here
+                # would hold the container's lock for as long as the init lives.
+                os.close(lock.fd)
+                parent_sock.close()
+                run_init(child_sock, cfg)
+            child_sock.close()
+            if slave is not None:
+                os.close(slave)
+            state.pid, state.pid_start = pid, proc_start_time(pid)
+            store.save(state)
+            with parent_sock:
+                expect_ok(parent_sock, "create: namespaces")
+                layout = cgroups.CgroupLayout.detect()
+                # Recorded before it exists: a create killed half-way leaves a cgroup that
+                # `delete --force` must find.
+                state.cgroup = cgroups.Cgroup(layout.version, cg_plan.path, layout.mounts).to_json()
+                store.save(state)
+                cgroup = cgroups.Cgroup.create(cg_plan, layout=layout)
+                state.cgroup = cgroup.to_json()
+                store.save(state)
+                cgroup.add(pid)
+                run_hooks("prestart", spec.hooks.get("prestart", ()), hook_state(CREATING))
+                run_hooks("createRuntime", spec.hooks.get("createRuntime", ()), hook_state(CREATING))
+                send(parent_sock, GO)
+                expect_ok(parent_sock, "create: devices")
+                if pid_file:
+                    _write_pid_file(pid_file, pid)
+                    wrote_pid_file = pid_file
+                state.phase = CREATED
+                store.save(state)
+                send(parent_sock, GO)
+    except BaseException:
+        try:
+            _teardown(store, state, wrote_pid_file)
+        except RunncError as exc:
+            g.log.warning(f"cleanup after failed create: {exc.line()}")
+        raise
+    g.log.debug_(f"created {container_id} (init pid {pid})")
+    return pid
+
+
+# ---------------------------------------------------------------------------- start / kill
+
+
+def start(g: Globals, container_id: str) -> None:
+    path = container_dir(g, container_id)
+    store = Store(g.root)
+    with Lock(path):
+        state = store.load(container_id)
+        status = state.status(path)
+        if status != CREATED:
+            if status == STOPPED:
+                raise RunncError("cannot start a container that has stopped", where=container_id)
+            raise RunncError(f"cannot start a container that is {status}", where=container_id)
+        fifo = os.path.join(path, FIFO_FILE)
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            # ENXIO: no reader, the init is not waiting (any more).
+            raise RunncError(f"the container's init is not waiting: {exc.strerror}", where=container_id) from None
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        state.phase = RUNNING
+        store.save(state)
+        _run_saved_hooks(g, state, "poststart", RUNNING)
+
+
+def _run_saved_hooks(g: Globals, state: ContainerState, kind: str, status: str) -> None:
+    """Hooks recorded at create (poststart, poststop): failures are warnings (runtime spec)."""
+    saved = state.hooks.get(kind)
+    if saved:
+        from runnc_py.oci.hooks import hooks_from_json, run_hooks
+
+        run_hooks(kind, hooks_from_json(saved), state.oci(status), warn=g.log.warning)
+
+
+def kill(g: Globals, container_id: str, signal: str = "SIGTERM", *, all_: bool = False) -> None:
+    from runnc_py.oci.signals import parse_signal
+
+    signum = parse_signal(signal)
+    path = container_dir(g, container_id)
+    with Lock(path):
+        state = Store(g.root).load(container_id)
+        status = state.status(path)
+        # containerd's shim recognises "container not running" as "already gone".
+        if status in (STOPPED, CREATING):
+            raise RunncError("container not running", where=container_id)
+        pids = [state.pid]
+        cgroup = _cgroup(state) if all_ else None
+        if cgroup is not None:
+            pids = sorted(set(pids) | set(cgroup.pids()))
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass  # died since we looked: the signal's purpose is met
+        if signum == 9 and status == PAUSED:
+            # A frozen task cannot act on SIGKILL until thawed.
+            frozen = _cgroup(state)
+            if frozen is not None:
+                frozen.thaw()
+                state.paused = False
+                Store(g.root).save(state)
+
+
+# ---------------------------------------------------------------------------- delete
+
+
+def delete(g: Globals, container_id: str, *, force: bool = False) -> None:
+    store = Store(g.root)
+    path = container_dir(g, container_id)
+    with Lock(path):
+        try:
+            state = store.load(container_id)
+        except RunncError:
+            if not force:
+                raise
+            # Unreadable or missing state.json (a create killed before its first save, or
+            # tampering): nothing recorded to clean but the directory itself.
+            store.remove(container_id)
+            return
+        status = state.status(path)
+        if status in (RUNNING, PAUSED, CREATING) and not force:
+            raise RunncError(
+                f"cannot delete a container that is not stopped: {status} (use --force)",
+                where=container_id,
+            )
+        was_created = state.phase != CREATING
+        _teardown(store, state)
+        if was_created:
+            _run_saved_hooks(g, state, "poststop", STOPPED)
+
+
+# ---------------------------------------------------------------------------- pause / ps / update
+
+
+def pause(g: Globals, container_id: str) -> None:
+    _set_paused(g, container_id, True)
+
+
+def resume(g: Globals, container_id: str) -> None:
+    _set_paused(g, container_id, False)
+
+
+def _set_paused(g: Globals, container_id: str, paused: bool) -> None:
+    path = container_dir(g, container_id)
+    store = Store(g.root)
+    with Lock(path):
+        state = store.load(container_id)
+        status = state.status(path)
+        need = RUNNING if paused else PAUSED
+        if status != need:
+            verb = "pause" if paused else "resume"
+            raise RunncError(f"cannot {verb} a container that is {status}", where=container_id)
+        cgroup = _cgroup(state)
+        if cgroup is None:
+            raise RunncError("container has no cgroup to freeze", where=container_id)
+        if paused:
+            cgroup.freeze()
+        else:
+            cgroup.thaw()
+        state.paused = paused
+        store.save(state)
+
+
+def ps_pids(g: Globals, container_id: str) -> list[int]:
+    path = container_dir(g, container_id)
+    store = Store(g.root)
+    with Lock(path):
+        state = store.load(container_id)
+        status = state.status(path)
+        if status == STOPPED:
+            return []
+        cgroup = _cgroup(state)
+        pids = set(cgroup.pids()) if cgroup is not None else set()
+        if state.init_alive():
+            pids.add(state.pid)
+        return sorted(pids)
+
+
+def update(g: Globals, container_id: str, resources: Mapping[str, Any]) -> None:
+    """Apply new cgroup limits (memory, pids, cpu) to a live container."""
+    path = container_dir(g, container_id)
+    store = Store(g.root)
+    with Lock(path):
+        state = store.load(container_id)
+        status = state.status(path)
+        if status == STOPPED:
+            raise RunncError("container not running", where=container_id)
+        cgroup = _cgroup(state)
+        if cgroup is None:
+            raise RunncError("container has no cgroup", where=container_id)
+        cgroup.update(resources, where="--resources")
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def run(
+    g: Globals,
+    container_id: str,
+    bundle: str,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    *,
+    detach: bool = False,
+) -> int:
+    """create + start, then (unless DETACH) wait for the guest, delete, return its status."""
+    import signal as signal_module
+
+    pid = create(g, container_id, bundle, pid_file, console_socket, foreground=not detach)
+    forwarded = (
+        signal_module.SIGTERM,
+        signal_module.SIGINT,
+        signal_module.SIGHUP,
+        signal_module.SIGQUIT,
+        signal_module.SIGUSR1,
+        signal_module.SIGUSR2,
+        signal_module.SIGWINCH,
+    )
+    if not detach:
+        # The guest is our child: forward what we receive, as `runc run` does.
+        def forward(signum: int, _frame: object) -> None:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+        for signum in forwarded:
+            signal_module.signal(signum, forward)
+    try:
+        start(g, container_id)
+    except BaseException:
+        if not detach:
+            delete(g, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    delete(g, container_id, force=True)
+    return code if code >= 0 else 128 - code
+
+
+def exec_refusal(g: Globals, container_id: str) -> RunncError:
+    """The answer to `exec` on one of our containers (a delegated one is handed over)."""
+    container_dir(g, container_id)  # raises "does not exist"; execs the delegate if it is its own
+    return RunncError(
+        "cannot exec into a unikernel container: the guest is a single address space with "
+        "no processes to add",
+        where=container_id,
+    )
