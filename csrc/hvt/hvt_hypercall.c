@@ -141,7 +141,7 @@ static int hc_poll(struct runnc_hvt *vm, struct hvt_hc_poll *a, char *err, size_
 }
 
 /* Bounds and alignment of a block request: offset and length whole sectors inside the
- * device. Returns SOLO5_R_OK or SOLO5_R_EINVAL. */
+ * device. Solo5's bindings check alignment too; the tender must not rely on them. */
 static int block_range_ok(const struct runnc_hvt_block *b, uint64_t offset, uint64_t len)
 {
     if (len == 0 || offset % b->block_size || len % b->block_size)
@@ -158,15 +158,16 @@ static int32_t block_io(const struct runnc_hvt *vm, bool write, uint64_t handle,
     uint8_t *buf = guest_ptr(vm, data, len, !write);
     if (buf == NULL)
         return SOLO5_R_EINVAL;
-    uint64_t done = 0;
-    while (done < len) {
-        ssize_t n = write ? pwrite(b->fd, buf + done, len - done, (off_t)(offset + done))
-                          : pread(b->fd, buf + done, len - done, (off_t)(offset + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+    /* One pread/pwrite per sector: the seccomp policy pins the count to block_size, so a
+     * multi-sector request (solo5-hvt allows them) is split rather than refused. */
+    for (uint64_t done = 0; done < len; done += b->block_size) {
+        ssize_t n;
+        do
+            n = write ? pwrite(b->fd, buf + done, b->block_size, (off_t)(offset + done))
+                      : pread(b->fd, buf + done, b->block_size, (off_t)(offset + done));
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)b->block_size)
             return SOLO5_R_EUNSPEC; /* host I/O error, or the image shrank under us */
-        done += (uint64_t)n;
     }
     return SOLO5_R_OK;
 }
@@ -229,8 +230,8 @@ int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, 
     bool out = nr != HVT_HC_HALT && nr != HVT_HC_PUTS;
     void *arg = guest_ptr(vm, gpa, arg_size[nr], out);
     if (arg == NULL) {
-        hvt_fail(err, errlen, "%s hypercall with its argument at %#llx outside %s guest memory",
-                 names[nr], (unsigned long long)gpa, out ? "writable" : "");
+        hvt_fail(err, errlen, "%s hypercall with its argument at %#llx outside %sguest memory",
+                 names[nr], (unsigned long long)gpa, out ? "writable " : "");
         return HVT_GUEST_FAULT;
     }
     switch (nr) {

@@ -122,7 +122,7 @@ static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, 
             if (errno == EFAULT) {
                 /* KVM could not map the page the guest touched with the access it wanted:
                  * in practice a write to a read-only segment (text, rodata). */
-                hvt_fail(err, errlen, "guest fault: memory access denied at rip=%#llx",
+                hvt_fail(err, errlen, "guest fault: memory access denied, rip=%#llx",
                          guest_rip(vm));
                 return HVT_GUEST_FAULT;
             }
@@ -134,7 +134,7 @@ static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, 
             unsigned port = run->io.port;
             if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
                 run->io.count != 1 || port < HVT_PIO_BASE || port >= HVT_PIO_BASE + HVT_HC_MAX) {
-                hvt_fail(err, errlen, "guest fault: %s of I/O port %#x at rip=%#llx",
+                hvt_fail(err, errlen, "guest fault: %s of I/O port %#x, rip=%#llx",
                          run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", port,
                          guest_rip(vm));
                 return HVT_GUEST_FAULT;
@@ -144,7 +144,7 @@ static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, 
             char why[200];
             int rc = hvt_hypercall(vm, port - HVT_PIO_BASE, gpa, status, why, sizeof why);
             if (rc == HVT_GUEST_FAULT)
-                hvt_fail(err, errlen, "guest fault: %s at rip=%#llx", why, guest_rip(vm));
+                hvt_fail(err, errlen, "guest fault: %s, rip=%#llx", why, guest_rip(vm));
             else if (rc == HVT_MONITOR_ERROR)
                 hvt_fail(err, errlen, "%s", why);
             if (rc >= 0)
@@ -152,16 +152,22 @@ static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, 
             continue;
         }
         case KVM_EXIT_SHUTDOWN:
-            hvt_fail(err, errlen, "guest fault: triple fault (unhandled exception) at rip=%#llx",
+            hvt_fail(err, errlen, "guest fault: triple fault (unhandled exception), rip=%#llx",
                      guest_rip(vm));
             return HVT_GUEST_FAULT;
         case KVM_EXIT_HLT:
-            hvt_fail(err, errlen, "guest fault: hlt without the halt hypercall at rip=%#llx",
+            hvt_fail(err, errlen, "guest fault: hlt without the halt hypercall, rip=%#llx",
                      guest_rip(vm));
             return HVT_GUEST_FAULT;
         case KVM_EXIT_MMIO:
-            hvt_fail(err, errlen, "guest fault: access to %#llx outside guest memory at rip=%#llx",
-                     (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
+            /* Inside guest memory this is a write to a page the host maps read-only (KVM
+             * reports it as MMIO, or as EFAULT above, depending on the kernel). */
+            if (run->mmio.phys_addr < vm->mem_size)
+                hvt_fail(err, errlen, "guest fault: write to read-only memory at %#llx, rip=%#llx",
+                         (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
+            else
+                hvt_fail(err, errlen, "guest fault: access to %#llx outside guest memory, rip=%#llx",
+                         (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
             return HVT_GUEST_FAULT;
         case KVM_EXIT_INTR:
             continue;

@@ -1,1 +1,58 @@
+"""The container's network, handed to the unikernel.
 
+Pure core (no root, no pyroute2): `facts` (what a namespace holds), the renderers `lkl`,
+`solo5`, `rumprun` and their dispatcher `config.guest_config`, `wired` (the undo log as data),
+`store` (net.json). Effectful shell: `read.read_facts`, `wiring.wire`, `wiring.unwire` (pyroute2,
+imported only when one of them is called: pyroute2 alone takes ~0.1 s to import).
+
+    facts = read_facts("/proc/PID/ns/net", "ROOTFS/etc/resolv.conf")
+    wired = wire("/proc/PID/ns/net", facts, max_devices=len(manifest_nets))
+    text = guest_config(facts, config_kind(annotations, default="solo5-cmdline"))
+    ...
+    unwire(wired)            # or unwire(store.load(state_dir).wired)
+
+See docs/net.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runnc_py.net.config import CONFIG_ANNOTATION, CONFIG_KINDS, config_kind, guest_config
+from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route
+from runnc_py.net.naming import guest_device_name, tap_name
+from runnc_py.net.wired import GuestNic, WiredNetwork
+
+if TYPE_CHECKING:
+    from runnc_py.net.read import read_facts
+    from runnc_py.net.wiring import unwire, wire
+
+__all__ = [
+    "CONFIG_ANNOTATION",
+    "CONFIG_KINDS",
+    "Address",
+    "DnsFacts",
+    "GuestNic",
+    "InterfaceFacts",
+    "NetworkFacts",
+    "Route",
+    "WiredNetwork",
+    "config_kind",
+    "guest_config",
+    "guest_device_name",
+    "read_facts",
+    "tap_name",
+    "unwire",
+    "wire",
+]
+
+_LAZY = {"read_facts": "runnc_py.net.read", "wire": "runnc_py.net.wiring",
+         "unwire": "runnc_py.net.wiring"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'runnc_py.net' has no attribute {name!r}")

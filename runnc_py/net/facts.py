@@ -156,9 +156,9 @@ class NetworkFacts:
         dns = data.get("dns", {})
         if not isinstance(dns, Mapping):
             raise RunncError("expected a JSON object", where=f"{where}.dns")
+        servers = check_list(dns.get("nameservers", []), f"{where}.dns.nameservers")
         nameservers = tuple(
-            check_ip(s, f"{where}.dns.nameservers[{i}]")
-            for i, s in enumerate(check_list(dns.get("nameservers", []), f"{where}.dns.nameservers"))
+            check_ip(s, f"{where}.dns.nameservers[{i}]") for i, s in enumerate(servers)
         )
         search = tuple(
             _domain(s, f"{where}.dns.search[{i}]")
@@ -259,7 +259,9 @@ def _iface_from_dict(data: Any, where: str) -> InterfaceFacts:
     )
     for i, route in enumerate(routes):
         if route.dev != name:
-            raise RunncError(f"route is on {route.dev!r}, not {name!r}", where=f"{where}.routes[{i}]")
+            raise RunncError(
+                f"route is on {route.dev!r}, not {name!r}", where=f"{where}.routes[{i}]"
+            )
     return InterfaceFacts(
         name=name,
         mac=mac_from_text(data.get("mac"), f"{where}.mac"),

@@ -24,6 +24,8 @@ from pyroute2.netlink import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10  # acks without a copy of our request: less to receive and decode
 _RECV_SIZE = 65536  # the kernel sizes dump batches to at most 32 KiB
 
 
@@ -34,6 +36,7 @@ class Rtnl:
         self._sock = socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
         )
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         self._sock.bind((0, 0))
         self._seq = 0
         self._marshal = MarshalRtnl()

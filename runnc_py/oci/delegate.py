@@ -32,7 +32,9 @@ def delegate_argv(runtime: str, argv: Sequence[str], delegate_root: str) -> list
             break
         if key in _VALUE_OPTS:
             value_inline = "=" in arg
-            value = arg.split("=", 1)[1] if value_inline else (argv[i + 1] if i + 1 < len(argv) else "")
+            value = (
+                arg.split("=", 1)[1] if value_inline else (argv[i + 1] if i + 1 < len(argv) else "")
+            )
             i += 1 if value_inline else 2
             if key in ("--root", "--delegate"):
                 continue
@@ -46,9 +48,13 @@ def delegate_argv(runtime: str, argv: Sequence[str], delegate_root: str) -> list
 def exec_delegate(runtime: str, argv: Sequence[str], delegate_root: str) -> None:
     """Replace this process with RUNTIME (never returns unless it cannot be run)."""
     if not os.path.isabs(runtime) or not os.access(runtime, os.X_OK):
-        raise RunncError("delegate runtime must be an absolute path to an executable", where=runtime)
+        raise RunncError(
+            "delegate runtime must be an absolute path to an executable", where=runtime
+        )
     os.makedirs(delegate_root, mode=0o711, exist_ok=True)
     try:
         os.execv(runtime, delegate_argv(runtime, argv, delegate_root))
     except OSError as exc:
-        raise RunncError(f"cannot run the delegate runtime: {exc.strerror}", where=runtime) from None
+        raise RunncError(
+            f"cannot run the delegate runtime: {exc.strerror}", where=runtime
+        ) from None

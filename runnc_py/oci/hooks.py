@@ -8,6 +8,7 @@ to tear down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -51,10 +52,8 @@ def run_hook(kind: str, hook: Hook, state: Mapping[str, Any]) -> None:
         out, _ = proc.communicate(json.dumps(dict(state)).encode(), timeout=hook.timeout)
     except subprocess.TimeoutExpired:
         # The hook runs in its own session: kill the whole group, helpers included.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
         proc.wait()
         raise RunncError(f"timed out after {hook.timeout} s", where=where) from None
     if proc.returncode != 0:
@@ -67,9 +66,7 @@ def run_hook(kind: str, hook: Hook, state: Mapping[str, Any]) -> None:
         raise RunncError(f"{status}{': ' + output if output else ''}", where=where)
 
 
-def run_hooks(
-    kind: str, hooks: Iterable[Hook], state: Mapping[str, Any], warn: Any = None
-) -> None:
+def run_hooks(kind: str, hooks: Iterable[Hook], state: Mapping[str, Any], warn: Any = None) -> None:
     """Run HOOKS of KIND in order. Fatal kinds raise on the first failure; the others call
     WARN(message) (if given) and go on with the next hook."""
     for hook in hooks:

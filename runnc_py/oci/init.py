@@ -21,6 +21,7 @@ engine's stdio and --log are the only witnesses, so failures are written there, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -51,7 +52,9 @@ def expect_ok(sock: socket.socket, where: str) -> None:
     try:
         message = sock.recv(MAX_MESSAGE)
     except OSError as exc:
-        raise RunncError(f"lost contact with the container's init: {exc.strerror}", where=where) from None
+        raise RunncError(
+            f"lost contact with the container's init: {exc.strerror}", where=where
+        ) from None
     if message == OK:
         return
     if message.startswith(ERROR_PREFIX):
@@ -139,7 +142,9 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
         from runnc_py.monitor import launch
         from runnc_py.oci.hooks import run_hooks
 
-        run_hooks("createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating"))
+        run_hooks(
+            "createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating")
+        )
         prepared = launch.prepare(cfg.request)
         fifo_fd = open_fifo_reader(cfg.fifo)
         send(sock, OK)
@@ -147,10 +152,8 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
         sock.close()
     except BaseException as exc:  # everything goes back to the parent
         message = exc.line() if isinstance(exc, RunncError) else f"init failed: {exc!r}"
-        try:
+        with contextlib.suppress(OSError):
             send(sock, ERROR_PREFIX + message.encode())
-        except OSError:
-            pass
         os._exit(1)
 
     try:
@@ -168,7 +171,5 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
 
 
 def _report(cfg: InitConfig, message: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         cfg.log.error(f"container {cfg.container_id}: {message}")
-    except OSError:
-        pass

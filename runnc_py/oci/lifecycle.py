@@ -10,6 +10,7 @@ imports stay builtin-only; specs, plans, the launcher, cgroups and hooks are imp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -77,10 +78,8 @@ def _wait_gone(pid: int, start: int | None, timeout: float = KILL_WAIT) -> bool:
             return False
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     return True
 
 
@@ -107,10 +106,8 @@ def _teardown(store: Store, state: ContainerState, pid_file: str | None = None) 
     if cgroup is not None:
         cgroup.remove()
     if pid_file:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(pid_file)
-        except FileNotFoundError:
-            pass
     store.remove(state.id)
 
 
@@ -302,7 +299,9 @@ def create(
                 store.save(state)
                 cgroup.add(pid)
                 run_hooks("prestart", spec.hooks.get("prestart", ()), hook_state(CREATING))
-                run_hooks("createRuntime", spec.hooks.get("createRuntime", ()), hook_state(CREATING))
+                run_hooks(
+                    "createRuntime", spec.hooks.get("createRuntime", ()), hook_state(CREATING)
+                )
                 send(parent_sock, GO)
                 expect_ok(parent_sock, "create: devices")
                 if pid_file:
@@ -339,7 +338,9 @@ def start(g: Globals, container_id: str) -> None:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             # ENXIO: no reader, the init is not waiting (any more).
-            raise RunncError(f"the container's init is not waiting: {exc.strerror}", where=container_id) from None
+            raise RunncError(
+                f"the container's init is not waiting: {exc.strerror}", where=container_id
+            ) from None
         try:
             os.write(fd, b"0")
         finally:
@@ -375,10 +376,9 @@ def kill(g: Globals, container_id: str, signal: str = "SIGTERM", *, all_: bool =
         if cgroup is not None:
             pids = sorted(set(pids) | set(cgroup.pids()))
         for pid in pids:
-            try:
+            # ESRCH: it died since we looked, and the signal's purpose is met.
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass  # died since we looked: the signal's purpose is met
         if signum == 9 and status == PAUSED:
             # A frozen task cannot act on SIGKILL until thawed.
             frozen = _cgroup(state)
@@ -506,10 +506,8 @@ def run(
     if not detach:
         # The guest is our child: forward what we receive, as `runc run` does.
         def forward(signum: int, _frame: object) -> None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
         for signum in forwarded:
             signal_module.signal(signum, forward)

@@ -98,4 +98,6 @@ def enter(actions: Iterable[NsAction], hostname: str | None = None) -> None:
         name = hostname.encode()
         if libc.sethostname(name, len(name)) != 0:
             err = ctypes.get_errno()
-            raise RunncError(f"cannot set hostname: {os.strerror(err)}", where="config.json: hostname")
+            raise RunncError(
+                f"cannot set hostname: {os.strerror(err)}", where="config.json: hostname"
+            )

@@ -43,7 +43,7 @@ DEVICE_KEYS = ("net.", "net-mac.", "block.", "block-sector-size.")
 
 
 class NotAUnikernel(RunncError):
-    """The bundle's program is no unikernel: an error, or a reason to delegate to another runtime."""
+    """The bundle's program is no unikernel: an error, or the cue to delegate (--delegate)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ def resolve_in_root(root: str, path: str, *, where: str) -> str:
         except FileNotFoundError:
             raise RunncError(f"{path} not found in the rootfs {root}", where=where) from None
         except OSError as exc:
-            raise RunncError(f"cannot resolve {path} in the rootfs: {exc.strerror}", where=where) from None
+            raise RunncError(
+                f"cannot resolve {path} in the rootfs: {exc.strerror}", where=where
+            ) from None
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_SYMLINKS:
@@ -112,7 +114,9 @@ def resolve_in_root(root: str, path: str, *, where: str) -> str:
             todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
             continue
         if todo and not stat.S_ISDIR(st.st_mode):
-            raise RunncError(f"{path}: {'/'.join([*current, part])} is not a directory", where=where)
+            raise RunncError(
+                f"{path}: {'/'.join([*current, part])} is not a directory", where=where
+            )
         current.append(part)
     return os.path.join(root, *current)
 
@@ -137,7 +141,7 @@ def has_solo5_abi_note(path: str) -> bool:
             head = f.read(64)
             if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
                 return False
-            phoff, = struct.unpack_from("<Q", head, 32)
+            (phoff,) = struct.unpack_from("<Q", head, 32)
             phentsize, phnum = struct.unpack_from("<HH", head, 54)
             if phentsize < 56 or phnum > _MAX_PHNUM:
                 return False
@@ -147,14 +151,17 @@ def has_solo5_abi_note(path: str) -> bool:
                 entry = table[i * phentsize : i * phentsize + 56]
                 if len(entry) < 56:
                     return False
-                p_type, = struct.unpack_from("<I", entry, 0)
-                p_offset, = struct.unpack_from("<Q", entry, 8)
-                p_filesz, = struct.unpack_from("<Q", entry, 32)
+                (p_type,) = struct.unpack_from("<I", entry, 0)
+                (p_offset,) = struct.unpack_from("<Q", entry, 8)
+                (p_filesz,) = struct.unpack_from("<Q", entry, 32)
                 if p_type != _PT_NOTE or p_filesz > _MAX_NOTE_BYTES:
                     continue
                 f.seek(p_offset)
                 try:
-                    if any(n.is_solo5 and n.type == ABI1_NOTE_TYPE for n in iter_notes(f.read(p_filesz))):
+                    if any(
+                        n.is_solo5 and n.type == ABI1_NOTE_TYPE
+                        for n in iter_notes(f.read(p_filesz))
+                    ):
                         return True
                 except ValueError:
                     continue
@@ -177,10 +184,13 @@ def guest_mem_mb(annotation: str | None, limit: int | None) -> int | None:
             mb = int(annotation, 10)
         except ValueError:
             raise RunncError(
-                f"must be a whole number of MiB, got {annotation!r}", where=f"annotation {PREFIX}mem"
+                f"must be a whole number of MiB, got {annotation!r}",
+                where=f"annotation {PREFIX}mem",
             ) from None
         if mb < MIN_GUEST_MB:
-            raise RunncError(f"must be at least {MIN_GUEST_MB} MiB, got {mb}", where=f"annotation {PREFIX}mem")
+            raise RunncError(
+                f"must be at least {MIN_GUEST_MB} MiB, got {mb}", where=f"annotation {PREFIX}mem"
+            )
         return mb
     if limit is None:
         return None
@@ -198,7 +208,8 @@ def guest_args(args: tuple[str, ...], env: tuple[str, ...], mode: str) -> tuple[
     """The guest's command line words for MODE `args` (default) or `env` (Nabla/LKL style)."""
     if mode not in CMDLINE_MODES:
         raise RunncError(
-            f"unknown mode {mode!r} (known: {', '.join(CMDLINE_MODES)})", where=f"annotation {PREFIX}cmdline"
+            f"unknown mode {mode!r} (known: {', '.join(CMDLINE_MODES)})",
+            where=f"annotation {PREFIX}cmdline",
         )
     if mode == "args":
         return args
@@ -224,7 +235,9 @@ def _check_keys(annotations: Mapping[str, str]) -> None:
             continue
         if any(rest.startswith(p) and len(rest) > len(p) for p in DEVICE_KEYS):
             continue
-        raise RunncError(f"unknown runnc-py annotation {key!r} (see docs/oci.md)", where="annotations")
+        raise RunncError(
+            f"unknown runnc-py annotation {key!r} (see docs/oci.md)", where="annotations"
+        )
 
 
 def _devices(annotations: Mapping[str, str], prefix: str) -> dict[str, str]:
@@ -265,7 +278,9 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
         except RunncError as exc:
             if first.endswith(UNIKERNEL_SUFFIXES):
                 raise
-            raise NotAUnikernel(f"{first!r} is not a unikernel ({exc.message})", where=where) from None
+            raise NotAUnikernel(
+                f"{first!r} is not a unikernel ({exc.message})", where=where
+            ) from None
         args = spec.args[1:]
     try:
         mode = os.stat(host).st_mode
@@ -289,7 +304,8 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
             sector_sizes[name] = int(text, 10)
         except ValueError:
             raise RunncError(
-                f"must be a number, got {text!r}", where=f"annotation {PREFIX}block-sector-size.{name}"
+                f"must be a number, got {text!r}",
+                where=f"annotation {PREFIX}block-sector-size.{name}",
             ) from None
     return UnikernelPlan(
         unikernel=host,

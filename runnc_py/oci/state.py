@@ -186,7 +186,9 @@ class ContainerState:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunncError(f"corrupt state: bad or missing {exc}", where=where) from None
-        if not all(isinstance(v, str) for v in (state.id, state.bundle, state.rootfs, state.created)):
+        if not all(
+            isinstance(v, str) for v in (state.id, state.bundle, state.rootfs, state.created)
+        ):
             raise RunncError("corrupt state: id/bundle/rootfs/created must be strings", where=where)
         return state
 
@@ -198,7 +200,11 @@ class ContainerState:
     def status(self, container_dir: str) -> str:
         creator_alive = self.phase == CREATING and pid_matches(self.creator, self.creator_start)
         alive = self.phase != CREATING and self.init_alive()
-        fifo = alive and self.phase == CREATED and os.path.exists(os.path.join(container_dir, FIFO_FILE))
+        fifo = (
+            alive
+            and self.phase == CREATED
+            and os.path.exists(os.path.join(container_dir, FIFO_FILE))
+        )
         return derive_status(self.phase, alive, fifo, self.paused, creator_alive)
 
     def oci(self, status: str) -> dict[str, Any]:
@@ -229,7 +235,9 @@ class Lock:
             # `delete` emptying the directory.
             self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise RunncError("container does not exist", where=os.path.basename(os.path.dirname(self.path))) from None
+            raise RunncError(
+                "container does not exist", where=os.path.basename(os.path.dirname(self.path))
+            ) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
@@ -259,12 +267,16 @@ class Store:
         path = self.dir(container_id)
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         if os.path.isdir(os.path.join(self.delegate_root(), container_id)):
-            raise RunncError("container with this ID already exists (delegated)", where=container_id)
+            raise RunncError(
+                "container with this ID already exists (delegated)", where=container_id
+            )
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise RunncError("container with this ID already exists", where=container_id) from None
-        os.close(os.open(os.path.join(path, LOCK_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.close(
+            os.open(os.path.join(path, LOCK_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        )
         return path
 
     def load(self, container_id: str) -> ContainerState:
@@ -289,7 +301,9 @@ class Store:
             ) from None
         state = ContainerState.from_json(data, container_id)
         if state.id != container_id:
-            raise RunncError(f"state file names another container ({state.id!r})", where=container_id)
+            raise RunncError(
+                f"state file names another container ({state.id!r})", where=container_id
+            )
         return state
 
     def save(self, state: ContainerState) -> None:
@@ -324,11 +338,15 @@ class Store:
             try:
                 os.unlink(os.path.join(path, name))
             except IsADirectoryError:
-                raise RunncError(f"unexpected directory {name} in {path}", where=container_id) from None
+                raise RunncError(
+                    f"unexpected directory {name} in {path}", where=container_id
+                ) from None
             except FileNotFoundError:
                 pass
         try:
             os.rmdir(path)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
-                raise RunncError(f"cannot remove {path}: {exc.strerror}", where=container_id) from None
+                raise RunncError(
+                    f"cannot remove {path}: {exc.strerror}", where=container_id
+                ) from None

@@ -43,7 +43,9 @@ def clone_file(src: int, dest: Path) -> str:
     size = os.fstat(src).st_size
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        dst = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except OSError as exc:
         raise RunncError(f"cannot create image copy: {exc.strerror}", where=str(dest)) from None
     try:

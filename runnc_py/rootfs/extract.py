@@ -53,7 +53,8 @@ class DiskSink:
     def write(self, path: str, size: int, data: DataOpener) -> None:
         with self._guard("write file", path):
             fd = os.open(
-                self._p(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                self._p(path),
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                 0o600,
             )
             try:
@@ -88,7 +89,9 @@ class DiskSink:
                 os.mkfifo(self._p(path), 0o600)
             else:  # device placeholder, replaced inside the image by a Fixup
                 os.close(
-                    os.open(self._p(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                    os.open(
+                        self._p(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+                    )
                 )
 
     def remove(self, path: str, inode: Inode) -> None:
@@ -123,7 +126,9 @@ def _apply_metadata(tree: Tree, base: str) -> list[Fixup]:
     for path, inode in tree.walk():
         if inode.kind in ("char", "block"):
             fixups.append(
-                Fixup(path, inode.kind, inode.mode, inode.uid, inode.gid, int(inode.mtime), inode.rdev)
+                Fixup(
+                    path, inode.kind, inode.mode, inode.uid, inode.gid, int(inode.mtime), inode.rdev
+                )
             )
             continue
         if id(inode) in done:
@@ -133,7 +138,9 @@ def _apply_metadata(tree: Tree, base: str) -> list[Fixup]:
         if path == "":
             # mke2fs gives the image root its own metadata; only debugfs can change it.
             if (inode.mode, inode.uid, inode.gid) != (0o755, 0, 0) or inode.xattrs:
-                fixups.append(Fixup("", "dir", inode.mode, inode.uid, inode.gid, None, None, inode.xattrs))
+                fixups.append(
+                    Fixup("", "dir", inode.mode, inode.uid, inode.gid, None, None, inode.xattrs)
+                )
             continue
         fixup = Fixup(path, inode.kind)
         owner = (inode.uid, inode.gid)

@@ -87,8 +87,7 @@ def _fail(stderr: str, layout: Layout, image: Path, where: str) -> RunncError:
             "no space left on the host device while writing the image", where=str(image.parent)
         )
     if any(
-        s in text
-        for s in ("Could not allocate block", "Could not allocate inode", "No free space")
+        s in text for s in ("Could not allocate block", "Could not allocate inode", "No free space")
     ):
         return RunncError(
             f"rootfs does not fit in a {human(layout.size)} image; give a larger size",
@@ -138,7 +137,9 @@ def make_ext4(
         _run_debugfs(fixups, image, scratch or image.parent, layout, where)
 
 
-def _run_debugfs(fixups: list[Fixup], image: Path, scratch: Path, layout: Layout, where: str) -> None:
+def _run_debugfs(
+    fixups: list[Fixup], image: Path, scratch: Path, layout: Layout, where: str
+) -> None:
     script = scratch / "debugfs.cmds"
     script.write_bytes(debugfs_script(fixups, scratch))
     done = subprocess.run(
@@ -156,4 +157,6 @@ def _run_debugfs(fixups: list[Fixup], image: Path, scratch: Path, layout: Layout
     if done.returncode != 0 or errors:
         if any("Could not allocate" in e or "No free space" in e for e in errors):
             raise _fail("\n".join(errors), layout, image, where)
-        raise RunncError(f"debugfs fixup failed: {errors[0] if errors else done.returncode}", where=where)
+        raise RunncError(
+            f"debugfs fixup failed: {errors[0] if errors else done.returncode}", where=where
+        )

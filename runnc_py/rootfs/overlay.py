@@ -168,13 +168,8 @@ def _small_content(path: Path) -> str | None:
                     extra = hashlib.sha256(f.read()).digest()
             elif stat.S_ISDIR(st.st_mode):
                 stack.append((child.path, name))
-            digest.update(
-                f"{name}\0{st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_size} {st.st_rdev}\0".encode(
-                    "utf-8", "surrogateescape"
-                )
-                + extra
-                + b"\n"
-            )
+            line = f"{name}\0{st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_size} {st.st_rdev}\0"
+            digest.update(line.encode("utf-8", "surrogateescape") + extra + b"\n")
     return digest.hexdigest()
 
 

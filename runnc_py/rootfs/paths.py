@@ -8,7 +8,7 @@ name something inside the image: absolute names and `..` components are refused 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from runnc_py.errors import RunncError
 
@@ -19,7 +19,7 @@ AUFS_META_PREFIX = ".wh..wh."
 NAME_MAX = 255
 
 
-class DevicePolicy(str, Enum):
+class DevicePolicy(StrEnum):
     """Which device nodes a layer or directory may carry into an image."""
 
     DENY = "deny"  # none at all
@@ -63,7 +63,7 @@ def split_name(name: str, *, where: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     ENTRY = "entry"  # create or replace the named entry
     WHITEOUT = "whiteout"  # delete the named entry of lower layers
     OPAQUE = "opaque"  # hide every lower-layer child of the named directory

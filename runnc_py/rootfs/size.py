@@ -125,8 +125,7 @@ def plan_layout(
     size = _round_up(size, MiB)
     if size < minimum:
         raise RunncError(
-            f"rootfs content needs at least {human(minimum)} but the image size is "
-            f"{human(size)}",
+            f"rootfs content needs at least {human(minimum)} but the image size is {human(size)}",
             where="rootfs size",
         )
     # A small explicit size: shrink the journal (and inode reserve) so the content fits.

@@ -71,12 +71,15 @@ class Source:
 
     def describe(self) -> str:
         text = f"{KIND_TEXT[self.kind]} {self.path}"
-        return f"{text} ({len(self.layers)} layers)" if self.kind not in ("directory", "tar") else text
+        return (
+            f"{text} ({len(self.layers)} layers)" if self.kind not in ("directory", "tar") else text
+        )
 
 
 def _stat_identity(path: Path) -> str:
     st = os.stat(path)
-    return f"{os.path.realpath(path)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    stamp = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return f"{os.path.realpath(path)}:{stamp}"
 
 
 # -- blob stores: an OCI layout directory, or the members of an outer tar ------------------
@@ -119,7 +122,9 @@ class _TarStore:
             try:
                 f = archive.extractfile(member)  # follows in-archive (sym)links itself
             except (tarfile.TarError, KeyError) as exc:
-                raise RunncError(f"cannot read member {name!r}: {exc}", where=str(self.path)) from None
+                raise RunncError(
+                    f"cannot read member {name!r}: {exc}", where=str(self.path)
+                ) from None
             if f is None:
                 raise RunncError(f"member {name!r} is not a file", where=str(self.path))
             yield f
@@ -173,7 +178,9 @@ def _pick(descriptors: Any, where: str) -> dict[str, Any]:
             d.get("annotations", {}).get("org.opencontainers.image.ref.name", d.get("digest"))
             for d in usable
         ]
-        raise RunncError(f"layout holds {len(usable)} images ({', '.join(map(str, names))})", where=where)
+        raise RunncError(
+            f"layout holds {len(usable)} images ({', '.join(map(str, names))})", where=where
+        )
     return usable[0]
 
 
@@ -182,7 +189,9 @@ def _oci_layers(store: Store, where: str) -> list[LayerRef]:
     descriptor = _pick(index.get("manifests") if isinstance(index, dict) else None, where)
     for _ in range(8):  # nested indexes (multi-platform images); bounded against loops
         media = descriptor.get("mediaType", "")
-        doc = _read_json(store, _blob_name(descriptor.get("digest"), where), where, descriptor["digest"])
+        doc = _read_json(
+            store, _blob_name(descriptor.get("digest"), where), where, descriptor["digest"]
+        )
         if media in _INDEX_TYPES or (not media and "manifests" in doc):
             descriptor = _pick(doc.get("manifests"), where)
             continue
@@ -219,7 +228,9 @@ def _docker_layers(store: Store, where: str) -> list[LayerRef]:
         raise RunncError("manifest.json lists no images", where=where)
     if len(manifest) > 1:
         tags = [t for m in manifest if isinstance(m, dict) for t in m.get("RepoTags") or []]
-        raise RunncError(f"tarball holds {len(manifest)} images ({', '.join(tags)}); save one", where=where)
+        raise RunncError(
+            f"tarball holds {len(manifest)} images ({', '.join(tags)}); save one", where=where
+        )
     image = manifest[0]
     layers = image.get("Layers") if isinstance(image, dict) else None
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):

@@ -9,6 +9,7 @@ promised, so a layer that was cut short or tampered with fails as a whole.
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import hashlib
 import shutil
@@ -116,10 +117,8 @@ class _Zstd:
         except BaseException as exc:  # reported by close(), on the main thread
             self.error = exc
         finally:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
 
     def read(self, n: int = -1) -> bytes:
         assert self.proc.stdout is not None
@@ -184,14 +183,14 @@ def read_layer(
     plain = _Reader(inner, algorithm if digest_of == "uncompressed" else None, _WINDOW)  # type: ignore[arg-type]
     ok = False
     try:
-        archive = tarfile.open(fileobj=plain, mode="r|")  # type: ignore[call-overload]
+        # Stream mode reads strictly forward; nothing to close but our own readers.
+        archive = tarfile.open(fileobj=plain, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
         for member in archive:
             visit(member, lambda m=member: archive.extractfile(m))
         end = plain.block_at(archive.offset, tarfile.BLOCKSIZE)
         if end is None or len(end) < tarfile.BLOCKSIZE:
             raise RunncError(
-                f"layer is truncated or corrupt at byte {archive.offset} "
-                "(no end-of-archive block)",
+                f"layer is truncated or corrupt at byte {archive.offset} (no end-of-archive block)",
                 where=where,
             )
         if end.count(0) != len(end):

@@ -177,8 +177,7 @@ class Applier:
             if name == "..":
                 if not real:
                     raise RunncError(
-                        f"path {_join(parts)!r} goes through a symlink that escapes the "
-                        "image root",
+                        f"path {_join(parts)!r} goes through a symlink that escapes the image root",
                         where=where,
                     )
                 real.pop()

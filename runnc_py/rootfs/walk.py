@@ -76,12 +76,11 @@ def scan_tree(
                 target = os.readlink(child.path)
                 if len(os.fsencode(target)) > _FAST_SYMLINK_MAX:
                     meta += BLOCK
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                if devices is not None:
-                    kind = "char" if stat.S_ISCHR(mode) else "block"
-                    check_device(
-                        kind, os.major(st.st_rdev), os.minor(st.st_rdev), devices, where=child.path
-                    )
+            elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and devices is not None:
+                kind = "char" if stat.S_ISCHR(mode) else "block"
+                check_device(
+                    kind, os.major(st.st_rdev), os.minor(st.st_rdev), devices, where=child.path
+                )
             if digest is not None:
                 digest.update(
                     f"{path}\0{mode:o} {st.st_uid} {st.st_gid} {st.st_size} {st.st_mtime_ns} "

@@ -1,7 +1,8 @@
 /*
  * time (hvt): the clock hypercalls and the TSC. Reads wall time, waits in the poll hypercall
- * for 50 ms with no devices, and checks that both wall time and the TSC (scaled by the boot
- * info's cpu_cycle_freq) advanced by about that much. Prints "time: ok".
+ * for 50 ms (token `ms=N`: N ms) with no devices, and checks that both wall time and the TSC
+ * (scaled by the boot info's cpu_cycle_freq) advanced by about that much. Prints "time: ok".
+ * Tests also use a long wait to look at the running monitor from outside.
  */
 #include "hvt_guest.h"
 
@@ -23,7 +24,13 @@ static uint64_t rdtsc(void)
 
 int guest_main(const struct hvt_boot_info *bi)
 {
-    const uint64_t wait = 50000000ULL; /* ns */
+    uint64_t ms = 50;
+    if (cmdline_value("ms", &(size_t){ 0 }) && (!cmdline_uint("ms", &ms) || ms == 0)) {
+        cprintf("time: ms= needs a positive number\n");
+        return 1;
+    }
+    const uint64_t wait = ms * 1000000ULL; /* ns */
+    cprintf("time: waiting %lu ms\n", ms);
     uint64_t w0 = walltime(), t0 = rdtsc();
     struct hvt_hc_poll p = { .timeout_nsecs = wait, .ret = -1 };
     hvt_hypercall(HVT_HC_POLL, &p);

@@ -66,7 +66,7 @@ IFA_F_NODAD = 0x02
 # Address flags a user may set (iproute2 passes these); the rest are the kernel's own state.
 IFA_USER_FLAGS = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400
 # "Nothing to undo" answers: the thing is already gone (or already back).
-_GONE = {errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH}
+_GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
 
 
 def wire(
@@ -181,7 +181,9 @@ def _wire_all(facts: NetworkFacts, journal: _Journal, where: str) -> None:
                         f"{iface.name} already has an ingress qdisc; refusing to take it over",
                         where=where,
                     ) from None
-                raise RunncError(f"adding an ingress qdisc: {exc.strerror}", where=iface.name)
+                raise RunncError(
+                    f"adding an ingress qdisc: {exc.strerror}", where=iface.name
+                ) from None
             done(ingress=True)
             _redirect(rtnl, index, to=tap_index, dev=iface.name, where=where, qdisc=False)
             taken = tuple(addresses.get(index, []))
@@ -208,7 +210,9 @@ def _undo_all(wired: WiredNetwork) -> None:
 def _undo_one(rtnl: Rtnl, undo: IfaceUndo) -> list[str]:
     failures: list[str] = []
 
-    def attempt(what: str, msg: Any, msg_type: int, flags: int = 0, ok: frozenset[int] = frozenset(_GONE)) -> None:
+    def attempt(
+        what: str, msg: Any, msg_type: int, flags: int = 0, ok: frozenset[int] = _GONE
+    ) -> None:
         try:
             rtnl.call(msg, msg_type, flags)
         except OSError as exc:
@@ -225,7 +229,7 @@ def _undo_one(rtnl: Rtnl, undo: IfaceUndo) -> list[str]:
         attempt(f"deleting tap {undo.tap}", msg, RTM_DELLINK)
     if index is None:
         return failures  # the interface itself is gone: nothing to give addresses back to
-    back = frozenset(_GONE | {errno.EEXIST})
+    back = _GONE | {errno.EEXIST}
     for record in undo.addresses:
         attempt(f"restoring {record.address} on {undo.iface}", _addr_msg(index, record, add=True),
                 RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, back)
@@ -280,7 +284,9 @@ def _ingress_msg(index: int) -> tcmsg:
     return msg
 
 
-def _link_msg(index: int, *, mtu: int | None = None, no_ll: bool = False, up: bool = False) -> ifinfmsg:
+def _link_msg(
+    index: int, *, mtu: int | None = None, no_ll: bool = False, up: bool = False
+) -> ifinfmsg:
     msg = ifinfmsg()
     msg["index"] = index
     attrs: list[Any] = []

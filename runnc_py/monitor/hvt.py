@@ -1,0 +1,316 @@
+"""Run a Solo5 *hvt* unikernel under our own small KVM monitor (csrc/hvt/, `runnc_py._hvt`).
+
+Same shape as the spt path in `launch.py`: `check_hvt` validates without side effects,
+`prepare_hvt` opens everything that can still fail with a clear message (and closes it again
+when something does), `boot_hvt` creates the VM, confines the monitor with the hvt seccomp
+policy and runs the guest in this very process, which then exits with the guest's status:
+
+    the guest's halt status & 0xff   solo5_exit(status)
+    139                              the guest crashed (triple fault, write to its text, ...)
+    1                                the monitor failed (KVM error, host cannot emulate)
+    159                              the monitor left its seccomp policy (SIGSYS)
+    128 + n                          killed by signal n (SIGTERM: 143)
+
+Anything but a guest exit also leaves one line `hvt: ...` on stderr. See docs/hvt.md.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from runnc_py.errors import RunncError
+from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
+
+if TYPE_CHECKING:
+    from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.unikernel.elf import UnikernelImage
+
+HVT_ABI_VERSIONS = (1, 2)  # Solo5 0.6.x/0.7.x and >= 0.8: same boot protocol and hypercalls
+DEFAULT_MEM_MB = 512  # solo5-hvt's default
+PAGE_2M = 2 << 20  # guest memory is mapped with 2 MiB pages: sizes are rounded down to them
+MAX_MEM_MB = 4096  # hypercall arguments are 32-bit guest-physical addresses
+DEFAULT_POLICY = "hvt"
+EXIT_FAULT = 139
+EXIT_MONITOR = 1
+
+# linux/kvm.h: _IO(KVMIO = 0xAE, nr)
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_API_VERSION = 12
+
+
+def kvm_problem() -> str | None:
+    """Why KVM cannot run hvt guests here, or None if it can.
+
+    Opens /dev/kvm, checks the API version and creates (and drops) a VM, as solo5-hvt does
+    first thing. Pure Python (no extension import): cheap enough for `--monitor auto`.
+    """
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"cannot open /dev/kvm: {exc.strerror}"
+    try:
+        version = fcntl.ioctl(fd, KVM_GET_API_VERSION, 0)
+        if version != KVM_API_VERSION:
+            return f"/dev/kvm speaks API version {version}, need {KVM_API_VERSION}"
+        os.close(fcntl.ioctl(fd, KVM_CREATE_VM, 0))
+    except OSError as exc:
+        return f"/dev/kvm cannot create a VM: {exc.strerror}"
+    finally:
+        os.close(fd)
+    return None
+
+
+def kvm_usable() -> bool:
+    """True if /dev/kvm opens, speaks API version 12 and creates a VM."""
+    return kvm_problem() is None
+
+
+def hvt_memory_size(image: UnikernelImage, mem_mb: int | None) -> int:
+    """Guest memory in bytes: MB rounded down to 2 MiB pages (as solo5-hvt does), at most 4 GiB."""
+    from runnc_py.monitor.launch import MIN_FREE_BYTES
+
+    mb = DEFAULT_MEM_MB if mem_mb is None else mem_mb
+    if not 2 <= mb <= MAX_MEM_MB:
+        raise RunncError(
+            f"hvt guest memory must be 2 to {MAX_MEM_MB} MiB, got {mb}", where="--mem"
+        )
+    size = (mb << 20) // PAGE_2M * PAGE_2M
+    if image.kernel_end + MIN_FREE_BYTES > size:
+        need = -(-(image.kernel_end + MIN_FREE_BYTES) // PAGE_2M) * 2
+        raise RunncError(
+            f"{mb} MiB is too small for {image.path} (needs at least {need} MiB)", where="--mem"
+        )
+    return size
+
+
+def check_image(image: UnikernelImage) -> None:
+    """An hvt binary of an ABI version our monitor speaks, for this host's machine."""
+    from runnc_py.unikernel.elf import Target
+
+    if image.target != Target.HVT:
+        raise RunncError(
+            f"{image.path} is built for spt, cannot run it under hvt", where="--monitor"
+        )
+    if image.abi_version not in HVT_ABI_VERSIONS:
+        raise RunncError(
+            f"unsupported hvt ABI version {image.abi_version} (supported: 1, 2)", where=image.path
+        )
+    if image.machine != "x86_64":
+        raise RunncError(f"the hvt monitor runs x86_64 guests only, not {image.machine}",
+                         where=image.path)
+
+
+def check_hvt(req: LaunchRequest) -> UnikernelImage:
+    """Validate REQ for the hvt monitor without opening devices; returns the image."""
+    from runnc_py.monitor.launch import _check_devices, guest_cmdline
+    from runnc_py.unikernel.elf import load_unikernel
+
+    image = load_unikernel(req.unikernel)
+    check_image(image)
+    hvt_memory_size(image, req.mem_mb)
+    guest_cmdline(req.args)
+    _check_devices(image, req)
+    return image
+
+
+@dataclass
+class PreparedHvt:
+    """Everything `boot_hvt` needs; the fds are this process's and the guest's."""
+
+    image: UnikernelImage
+    mem_size: int
+    cmdline: bytes
+    manifest: bytes
+    elf_fd: int
+    epollfd: int
+    timerfd: int
+    nets: list[OpenNet]
+    blocks: list[OpenBlock]
+    policy: str | None  # policy name or path; None = no seccomp filter
+
+    def fds(self) -> list[int]:
+        return [self.epollfd, self.timerfd, *(d.fd for d in self.nets), *(d.fd for d in self.blocks)]
+
+    def close(self) -> None:
+        for fd in (self.elf_fd, *self.fds()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> PreparedHvt:
+    """Validate REQ, open its devices and the poll fds. Nothing is left open on failure.
+
+    POLICY is the seccomp policy for the monitor's run loop (`req.policy` wins if set);
+    None runs without a filter.
+    """
+    from runnc_py import _hvt
+    from runnc_py.sandbox.policy import load_policy
+    from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
+
+    image = check_hvt(req)
+    policy = req.policy or policy
+    if policy is not None:
+        load_policy(policy)  # a broken policy must fail here, before anything is opened
+    mem_size = hvt_memory_size(image, req.mem_mb)
+    from runnc_py.monitor.launch import guest_cmdline
+
+    cmdline = guest_cmdline(req.args)
+    opened: list[int] = []
+    nets: list[OpenNet] = []
+    blocks: list[OpenBlock] = []
+    try:
+        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        opened.append(elf_fd)
+        for name, spec in req.nets.items():
+            net = open_net(name, spec, req.net_macs.get(name))
+            if not spec.startswith("@"):
+                opened.append(net.fd)
+            nets.append(net)
+        for name, path in req.blocks.items():
+            block = open_block(name, path, req.block_sector_sizes.get(name, 512))
+            opened.append(block.fd)
+            blocks.append(block)
+        fds = _hvt.ffi.new("int[2]")
+        if _hvt.lib.runnc_hvt_make_fds(fds, fds + 1) != 0:
+            raise RunncError(
+                f"cannot create the monitor's epoll/timer fds: {os.strerror(_hvt.ffi.errno)}"
+            )
+        epollfd, timerfd = fds[0], fds[1]
+        opened += [epollfd, timerfd]
+        attachments: dict[str, BlockAttachment | NetAttachment] = {
+            **{n.name: NetAttachment(hostfd=n.fd, mac=n.mac, mtu=n.mtu) for n in nets},
+            **{
+                b.name: BlockAttachment(hostfd=b.fd, capacity=b.capacity, block_size=b.block_size)
+                for b in blocks
+            },
+        }
+        manifest = fill_manifest(image.manifest, attachments, where=image.path)
+    except BaseException:
+        for fd in opened:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        raise
+    return PreparedHvt(
+        image=image,
+        mem_size=mem_size,
+        cmdline=cmdline,
+        manifest=manifest,
+        elf_fd=elf_fd,
+        epollfd=epollfd,
+        timerfd=timerfd,
+        nets=nets,
+        blocks=blocks,
+        policy=policy,
+    )
+
+
+def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
+    """The compiled seccomp program of the monitor's run loop, for these fds and devices."""
+    from runnc_py.sandbox.bpf import compile_bpf
+    from runnc_py.sandbox.policy import BootFacts, DeviceFacts, load_policy, resolve
+
+    assert prepared.policy is not None
+    policy = load_policy(prepared.policy)
+    facts = BootFacts(
+        epollfd=prepared.epollfd,
+        timerfd=prepared.timerfd,
+        vcpufd=vcpufd,
+        devices=(
+            *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in prepared.nets),
+            *(
+                DeviceFacts(
+                    kind="block",
+                    name=b.name,
+                    hostfd=b.fd,
+                    capacity=b.capacity,
+                    block_size=b.block_size,
+                )
+                for b in prepared.blocks
+            ),
+        ),
+    )
+    return compile_bpf(resolve(policy, facts), policy.default_action)
+
+
+def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
+    """Become the hvt monitor of PREPARED's guest; the process exits with the guest's status.
+
+    Returns only by raising RunncError, when the VM could not be set up or the monitor could
+    not start (nothing of the guest ran then; PREPARED's fds are closed). CLOSE_FDS closes
+    every other fd above 2 before the guest starts, as the spt launcher does.
+    """
+    from runnc_py import _hvt
+
+    ffi, lib = _hvt.ffi, _hvt.lib
+    image = prepared.image
+    segments = ffi.new("struct runnc_hvt_segment[]", len(image.segments))
+    for i, seg in enumerate(image.segments):
+        segments[i].paddr = seg.vaddr  # Solo5 hvt guests are linked identity-mapped
+        segments[i].offset = seg.offset
+        segments[i].filesz = seg.filesz
+        segments[i].memsz = seg.memsz
+        segments[i].prot = seg.prot
+    index = {e.name: e.index for e in image.manifest.devices()}
+    blocks = ffi.new("struct runnc_hvt_block[]", len(prepared.blocks))
+    for i, b in enumerate(prepared.blocks):
+        blocks[i] = {"index": index[b.name], "fd": b.fd, "capacity": b.capacity,
+                     "block_size": b.block_size}
+    nets = ffi.new("struct runnc_hvt_net[]", len(prepared.nets))
+    for i, n in enumerate(prepared.nets):
+        nets[i] = {"index": index[n.name], "fd": n.fd}
+    mft = ffi.new("uint8_t[]", prepared.manifest)
+    cmdline = ffi.new("char[]", prepared.cmdline)
+    plan = ffi.new(
+        "struct runnc_hvt_plan *",
+        {
+            "elf_fd": prepared.elf_fd,
+            "mem_size": prepared.mem_size,
+            "entry": image.entry,
+            "kernel_end": image.kernel_end,
+            "segments": segments,
+            "nsegments": len(image.segments),
+            "mft": mft,
+            "mft_size": len(prepared.manifest),
+            "cmdline": cmdline,
+            "blocks": blocks,
+            "nblocks": len(prepared.blocks),
+            "nets": nets,
+            "nnets": len(prepared.nets),
+            "epollfd": prepared.epollfd,
+            "timerfd": prepared.timerfd,
+        },
+    )
+    err = ffi.new("char[512]")
+    vm = lib.runnc_hvt_create(plan, err, len(err))
+    if vm == ffi.NULL:
+        prepared.close()
+        raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
+    try:
+        bpf = b"" if prepared.policy is None else _monitor_filter(prepared, lib.runnc_hvt_vcpufd(vm))
+    except BaseException:
+        lib.runnc_hvt_destroy(vm)
+        prepared.close()
+        raise
+    os.close(prepared.elf_fd)  # loaded: the guest never reads its own file
+    prepared.elf_fd = -1
+    program = ffi.new("uint8_t[]", bpf) if bpf else ffi.NULL
+    # Python's buffers would never be flushed: the process ends inside the C loop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    lib.runnc_hvt_run(vm, program, len(bpf), int(close_fds), err, len(err))
+    prepared.close()
+    raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
+
+
+def launch_hvt(req: LaunchRequest) -> NoReturn:
+    """check + prepare + boot: run REQ's hvt unikernel in this process."""
+    boot_hvt(prepare_hvt(req))

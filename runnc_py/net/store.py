@@ -1,0 +1,125 @@
+"""`<root>/<ID>/net.json`: what a container's guest got on the network, for `delete` and
+`runnc-py net show`.
+
+    {"version": 1,
+     "facts":  NetworkFacts.to_dict(),            # what the namespace held before wiring
+     "wired":  WiredNetwork.to_dict() | null,      # devices + undo log (null: not wired)
+     "config": {"kind": "lkl-json", "text": "..."}}  # what the guest was told
+
+Written atomically (temporary file + rename) so a crash never leaves half a file for `delete`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runnc_py.errors import RunncError
+from runnc_py.net.config import CONFIG_KINDS
+from runnc_py.net.facts import NetworkFacts
+from runnc_py.net.wired import FORMAT_VERSION, WiredNetwork
+
+NET_JSON = "net.json"
+
+
+@dataclass(frozen=True)
+class NetRecord:
+    facts: NetworkFacts
+    wired: WiredNetwork | None
+    config_kind: str = "none"
+    config: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "facts": self.facts.to_dict(),
+            "wired": None if self.wired is None else self.wired.to_dict(),
+            "config": {"kind": self.config_kind, "text": self.config},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = NET_JSON) -> NetRecord:
+        if not isinstance(data, dict):
+            raise RunncError("expected a JSON object", where=where)
+        if data.get("version") != FORMAT_VERSION:
+            raise RunncError(
+                f"format version {data.get('version')!r} is not {FORMAT_VERSION}", where=where
+            )
+        wired = data.get("wired")
+        config = data.get("config", {})
+        if not isinstance(config, dict):
+            raise RunncError("expected a JSON object", where=f"{where}: config")
+        kind, text = config.get("kind", "none"), config.get("text", "")
+        if kind not in CONFIG_KINDS:
+            raise RunncError(f"unknown configuration kind {kind!r}", where=f"{where}: config.kind")
+        if not isinstance(text, str):
+            raise RunncError("expected a string", where=f"{where}: config.text")
+        return cls(
+            facts=NetworkFacts.from_dict(data.get("facts"), f"{where}: facts"),
+            wired=None if wired is None else WiredNetwork.from_dict(wired, f"{where}: wired"),
+            config_kind=kind,
+            config=text,
+        )
+
+
+def save(state_dir: str | os.PathLike[str], record: NetRecord) -> Path:
+    """Write `state_dir/net.json` atomically; return its path."""
+    path = Path(state_dir) / NET_JSON
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".net.", dir=state_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(record.to_dict(), f, indent=1)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise RunncError(f"cannot write: {exc.strerror}", where=str(path)) from None
+    return path
+
+
+def load(state_dir: str | os.PathLike[str]) -> NetRecord:
+    """Read and validate `state_dir/net.json`; RunncError names what is missing or wrong."""
+    path = Path(state_dir) / NET_JSON
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RunncError("no network record (the container has no wired network)",
+                         where=str(path)) from None
+    except OSError as exc:
+        raise RunncError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RunncError(f"not valid JSON: {exc}", where=str(path)) from None
+    return NetRecord.from_dict(data, where=str(path))
+
+
+def describe(record: NetRecord) -> str:
+    """Human-readable summary for `runnc-py net show`."""
+    lines: list[str] = []
+    nics = {n.iface: n for n in record.wired.devices} if record.wired else {}
+    for iface in record.facts.interfaces:
+        nic = nics.get(iface.name)
+        head = f"{nic.guest_device} <- tap {nic.tap} <-> {iface.name}" if nic else iface.name
+        lines.append(f"{head}: mac {iface.mac} mtu {iface.mtu}")
+        lines += [f"  inet {a}" for a in iface.ipv4]
+        lines += [f"  inet6 {a}" for a in iface.ipv6]
+        lines += [f"  route {r}" for r in iface.routes]
+    dns = record.facts.dns
+    if dns.nameservers or dns.search:
+        lines.append(
+            f"dns: nameservers {' '.join(dns.nameservers) or '-'}; "
+            f"search {' '.join(dns.search) or '-'}"
+        )
+    if record.wired:
+        where = record.wired.netns or "(the runtime's own namespace)"
+        lines.append(f"netns: {where}")
+    lines.append(f"config ({record.config_kind}): {record.config or '-'}")
+    return "\n".join(lines)
