@@ -307,79 +307,34 @@ static int single_threaded(void)
     return t != NULL && strtol(t + 9, NULL, 10) == 1;
 }
 
-/* Read /proc/self/maps into ranges to unmap: everything except guest memory, the trampoline
- * region and kernel-owned addresses ([vsyscall] cannot be unmapped). */
-static int collect_ranges(uint64_t keep_lo, uint64_t keep_hi, uint64_t tramp_lo,
-                          uint64_t tramp_hi, uint64_t (*ranges)[2], uint64_t max,
-                          uint64_t *count, char *err, size_t errlen)
+/* The user address space ends here with 4-level paging (47-bit); munmap refuses lengths past
+ * the task size, and nothing we run maps above it (5-level paging only hands out such
+ * addresses to callers that ask for them). */
+#define USER_SPACE_END 0x7ffffffff000ULL
+
+/* The host memory to unmap, as the complement of what the guest keeps: everything from the end
+ * of guest memory to the trampoline, and from the trampoline to the end of user space. munmap
+ * over holes is fine, so two calls replace one per mapping (185 for a Python process), which
+ * made shedding cost as much as the whole boot. Below guest memory is only mmap_min_addr's
+ * unmappable page range. */
+static uint64_t host_ranges(uint64_t guest_end, uint64_t tramp_lo, uint64_t tramp_hi,
+                            uint64_t (*ranges)[2])
 {
-    size_t cap = 1 << 20, len = 0;
-    char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED)
-        return fail(err, errlen, "allocating maps buffer: %s", strerror(errno));
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(err, errlen, "opening /proc/self/maps: %s", strerror(errno));
-    for (;;) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            close(fd);
-            return fail(err, errlen, "reading /proc/self/maps: %s", strerror(errno));
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len >= cap - 1) {
-            close(fd);
-            return fail(err, errlen, "/proc/self/maps larger than %zu bytes", cap);
-        }
+    uint64_t n = 0;
+    if (tramp_lo > guest_end) {
+        ranges[n][0] = guest_end;
+        ranges[n][1] = tramp_lo - guest_end;
+        n++;
     }
-    close(fd);
-    buf[len] = '\0';
-    *count = 0;
-    for (char *line = buf; *line;) {
-        char *end;
-        uint64_t lo = strtoull(line, &end, 16);
-        uint64_t hi = (*end == '-') ? strtoull(end + 1, &end, 16) : 0;
-        char *nl = strchr(line, '\n');
-        line = nl ? nl + 1 : line + strlen(line);
-        if (hi <= lo || lo >= 0x800000000000ULL)
-            continue;
-        /* Carve out the kept regions (a VMA can straddle neither, but be exact anyway). */
-        uint64_t keeps[2][2] = {{keep_lo, keep_hi}, {tramp_lo, tramp_hi}};
-        uint64_t pieces[3][2] = {{lo, hi}};
-        int npieces = 1;
-        for (int k = 0; k < 2; k++) {
-            int out = 0;
-            uint64_t next[3][2];
-            for (int i = 0; i < npieces; i++) {
-                uint64_t a = pieces[i][0], b = pieces[i][1];
-                uint64_t klo = keeps[k][0], khi = keeps[k][1];
-                if (b <= klo || a >= khi) {
-                    next[out][0] = a; next[out][1] = b; out++;
-                    continue;
-                }
-                if (a < klo && out < 3) { next[out][0] = a; next[out][1] = klo; out++; }
-                if (b > khi && out < 3) { next[out][0] = khi; next[out][1] = b; out++; }
-            }
-            memcpy(pieces, next, sizeof pieces);
-            npieces = out;
-        }
-        for (int i = 0; i < npieces; i++) {
-            if (*count >= max)
-                return fail(err, errlen, "more than %llu host mappings", (unsigned long long)max);
-            ranges[*count][0] = pieces[i][0];
-            ranges[*count][1] = pieces[i][1] - pieces[i][0];
-            (*count)++;
-        }
+    if (USER_SPACE_END > tramp_hi) {
+        ranges[n][0] = tramp_hi;
+        ranges[n][1] = USER_SPACE_END - tramp_hi;
+        n++;
     }
-    /* buf itself is one of the ranges: the trampoline unmaps it with the rest. */
-    return 0;
+    return n;
 }
 
-#define MAX_RANGES 16384ULL
+#define MAX_RANGES 2ULL
 
 int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
 {
@@ -415,9 +370,9 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
     }
     write_boot_info(p);
 
-    /* Trampoline region: one code page, then args + filter program + unmap list. */
+    /* Trampoline region: one code page, then args, filter program and the two ranges to unmap. */
     uint64_t data_size = page_up(sizeof(struct tramp_args) + sizeof(struct sock_fprog_k) +
-                                 p->bpf_size + MAX_RANGES * 16);
+                                 p->bpf_size + 15 + MAX_RANGES * 16);
     uint64_t region_size = PAGE_SIZE + data_size;
     uint8_t *region = mmap(NULL, region_size, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -433,15 +388,18 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
     memcpy(filter, p->bpf, p->bpf_size);
     fprog->len = (unsigned short)(p->bpf_size / 8);
     fprog->filter = filter;
-    uint64_t (*ranges)[2] = (uint64_t (*)[2])page_up((uint64_t)(uintptr_t)(filter + p->bpf_size));
-    uint64_t max_ranges = ((uint64_t)(uintptr_t)(region + region_size) -
-                           (uint64_t)(uintptr_t)ranges) / 16;
+    uint64_t (*ranges)[2] =
+        (uint64_t (*)[2])(((uint64_t)(uintptr_t)(filter + p->bpf_size) + 15) & ~15ULL);
     uint64_t nranges = 0;
-    if (p->shed_host &&
-        collect_ranges(SPT_HOST_MEM_BASE, p->mem_size, (uint64_t)(uintptr_t)region,
-                       (uint64_t)(uintptr_t)region + region_size, ranges, max_ranges, &nranges,
-                       err, errlen))
-        goto unmap_region;
+    if (p->shed_host) {
+        uint64_t lo = (uint64_t)(uintptr_t)region;
+        if (lo < p->mem_size) {
+            fail(err, errlen, "trampoline mapped inside guest memory at %#llx",
+                 (unsigned long long)lo);
+            goto unmap_region;
+        }
+        nranges = host_ranges(p->mem_size, lo, lo + region_size, ranges);
+    }
     args->nranges = nranges;
     args->ranges = (uint64_t)(uintptr_t)ranges;
     args->fprog = (uint64_t)(uintptr_t)fprog;

@@ -16,6 +16,7 @@ Anything but a guest exit also leaves one line `hvt: ...` on stderr. See docs/hv
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -76,9 +77,7 @@ def hvt_memory_size(image: UnikernelImage, mem_mb: int | None) -> int:
 
     mb = DEFAULT_MEM_MB if mem_mb is None else mem_mb
     if not 2 <= mb <= MAX_MEM_MB:
-        raise RunncError(
-            f"hvt guest memory must be 2 to {MAX_MEM_MB} MiB, got {mb}", where="--mem"
-        )
+        raise RunncError(f"hvt guest memory must be 2 to {MAX_MEM_MB} MiB, got {mb}", where="--mem")
     size = (mb << 20) // PAGE_2M * PAGE_2M
     if image.kernel_end + MIN_FREE_BYTES > size:
         need = -(-(image.kernel_end + MIN_FREE_BYTES) // PAGE_2M) * 2
@@ -101,8 +100,9 @@ def check_image(image: UnikernelImage) -> None:
             f"unsupported hvt ABI version {image.abi_version} (supported: 1, 2)", where=image.path
         )
     if image.machine != "x86_64":
-        raise RunncError(f"the hvt monitor runs x86_64 guests only, not {image.machine}",
-                         where=image.path)
+        raise RunncError(
+            f"the hvt monitor runs x86_64 guests only, not {image.machine}", where=image.path
+        )
 
 
 def check_hvt(req: LaunchRequest) -> UnikernelImage:
@@ -134,14 +134,17 @@ class PreparedHvt:
     policy: str | None  # policy name or path; None = no seccomp filter
 
     def fds(self) -> list[int]:
-        return [self.epollfd, self.timerfd, *(d.fd for d in self.nets), *(d.fd for d in self.blocks)]
+        return [
+            self.epollfd,
+            self.timerfd,
+            *(d.fd for d in self.nets),
+            *(d.fd for d in self.blocks),
+        ]
 
     def close(self) -> None:
         for fd in (self.elf_fd, *self.fds()):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> PreparedHvt:
@@ -151,6 +154,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
     None runs without a filter.
     """
     from runnc_py import _hvt
+    from runnc_py.monitor.launch import guest_cmdline
     from runnc_py.sandbox.policy import load_policy
     from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
 
@@ -159,8 +163,6 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
     if policy is not None:
         load_policy(policy)  # a broken policy must fail here, before anything is opened
     mem_size = hvt_memory_size(image, req.mem_mb)
-    from runnc_py.monitor.launch import guest_cmdline
-
     cmdline = guest_cmdline(req.args)
     opened: list[int] = []
     nets: list[OpenNet] = []
@@ -194,10 +196,8 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         manifest = fill_manifest(image.manifest, attachments, where=image.path)
     except BaseException:
         for fd in opened:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         raise
     return PreparedHvt(
         image=image,
@@ -262,8 +262,12 @@ def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
     index = {e.name: e.index for e in image.manifest.devices()}
     blocks = ffi.new("struct runnc_hvt_block[]", len(prepared.blocks))
     for i, b in enumerate(prepared.blocks):
-        blocks[i] = {"index": index[b.name], "fd": b.fd, "capacity": b.capacity,
-                     "block_size": b.block_size}
+        blocks[i] = {
+            "index": index[b.name],
+            "fd": b.fd,
+            "capacity": b.capacity,
+            "block_size": b.block_size,
+        }
     nets = ffi.new("struct runnc_hvt_net[]", len(prepared.nets))
     for i, n in enumerate(prepared.nets):
         nets[i] = {"index": index[n.name], "fd": n.fd}
@@ -295,7 +299,8 @@ def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
         prepared.close()
         raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
     try:
-        bpf = b"" if prepared.policy is None else _monitor_filter(prepared, lib.runnc_hvt_vcpufd(vm))
+        vcpufd = lib.runnc_hvt_vcpufd(vm)
+        bpf = b"" if prepared.policy is None else _monitor_filter(prepared, vcpufd)
     except BaseException:
         lib.runnc_hvt_destroy(vm)
         prepared.close()

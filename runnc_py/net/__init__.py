@@ -46,8 +46,11 @@ __all__ = [
     "wire",
 ]
 
-_LAZY = {"read_facts": "runnc_py.net.read", "wire": "runnc_py.net.wiring",
-         "unwire": "runnc_py.net.wiring"}
+_LAZY = {
+    "read_facts": "runnc_py.net.read",
+    "wire": "runnc_py.net.wiring",
+    "unwire": "runnc_py.net.wiring",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ CONFIG_KINDS: dict[str, str] = {
     "lkl-json": "LKL JSON, frankenlibc/Nabla dialect (--config argument)",
     "lkl-json-upstream": "LKL JSON, lkl/linux dialect",
     "solo5-cmdline": "MirageOS/Solo5 flags (--ipv4=ADDR/LEN --ipv4-gateway=GW ...)",
-    "rumprun-json": "rumprun JSON ({\"net\": {...}})",
+    "rumprun-json": 'rumprun JSON ({"net": {...}})',
     "none": "nothing: the guest configures itself or has no network",
 }
 

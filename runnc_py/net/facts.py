@@ -106,7 +106,8 @@ class InterfaceFacts:
         addresses), because every guest stack we render for adds its gateway on-link."""
         gateways = {self.gateway(4), self.gateway(6)} - {None}
         return tuple(
-            r for r in self.static_routes()
+            r
+            for r in self.static_routes()
             if not (r.gateway is None and r.dst in gateways and r.prefixlen in (32, 128))
         )
 

@@ -39,12 +39,32 @@ NABLA_DEFAULTS: dict[str, str] = {
 }
 
 _COMMON_TOP = frozenset(
-    {"interfaces", "gateway", "gateway6", "debug", "mount", "singlecpu", "sysctl",
-     "boot_cmdline", "dump"}
+    {
+        "interfaces",
+        "gateway",
+        "gateway6",
+        "debug",
+        "mount",
+        "singlecpu",
+        "sysctl",
+        "boot_cmdline",
+        "dump",
+    }
 )
 _COMMON_IFACE = frozenset(
-    {"type", "param", "mtu", "ip", "ipv6", "mac", "masklen", "masklen6", "neigh", "qdisc",
-     "offload"}
+    {
+        "type",
+        "param",
+        "mtu",
+        "ip",
+        "ipv6",
+        "mac",
+        "masklen",
+        "masklen6",
+        "neigh",
+        "qdisc",
+        "offload",
+    }
 )
 
 
@@ -105,15 +125,14 @@ def render_lkl_json(
         )
     if device_names is None:
         names = (
-            guest_device_names(len(ifaces)) if d.device_key == "name"
+            guest_device_names(len(ifaces))
+            if d.device_key == "name"
             else tuple(tap_name(i.name) for i in ifaces)
         )
     else:
         names = tuple(device_names)
         if len(names) != len(ifaces):
-            raise RunncError(
-                f"{len(names)} device names for {len(ifaces)} interfaces", where=where
-            )
+            raise RunncError(f"{len(names)} device names for {len(ifaces)} interfaces", where=where)
 
     config: dict[str, Any] = {}
     for family, key in ((4, "gateway"), (6, "gateway6")):

@@ -50,8 +50,12 @@ def render_rumprun_json(
                 if cloner:
                     net["cloner"] = "True"
                     cloner = False
-                net |= {"type": kind, "method": "static", "addr": addr.addr,
-                        "mask": str(addr.prefixlen)}
+                net |= {
+                    "type": kind,
+                    "method": "static",
+                    "addr": addr.addr,
+                    "mask": str(addr.prefixlen),
+                }
                 gateway = iface.gateway(family)
                 if gateway and default_dev.get(family) == iface.name:
                     net["gw"] = gateway

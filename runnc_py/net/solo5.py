@@ -40,9 +40,7 @@ def solo5_cmdline_args(
     return args
 
 
-def render_solo5_cmdline(
-    facts: NetworkFacts, *, groups: Sequence[str | None] | None = None
-) -> str:
+def render_solo5_cmdline(facts: NetworkFacts, *, groups: Sequence[str | None] | None = None) -> str:
     """The flags joined by spaces, ready to go before the application's own arguments."""
     text = " ".join(solo5_cmdline_args(facts, groups=groups))
     if len(text.encode()) > CMDLINE_MAX:
@@ -71,8 +69,7 @@ def _device_args(iface: InterfaceFacts, prefix: str) -> list[str]:
         addrs = iface.addresses(family)
         if len(addrs) > 1:
             raise RunncError(
-                f"{iface.name} has {len(addrs)} IPv{family} addresses; a MirageOS stack "
-                "takes one",
+                f"{iface.name} has {len(addrs)} IPv{family} addresses; a MirageOS stack takes one",
                 where=WHERE,
             )
         if addrs:

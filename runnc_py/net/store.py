@@ -90,8 +90,9 @@ def load(state_dir: str | os.PathLike[str]) -> NetRecord:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise RunncError("no network record (the container has no wired network)",
-                         where=str(path)) from None
+        raise RunncError(
+            "no network record (the container has no wired network)", where=str(path)
+        ) from None
     except OSError as exc:
         raise RunncError(f"cannot read: {exc.strerror}", where=str(path)) from None
     try:

@@ -82,8 +82,7 @@ def wire(
         raise RunncError("no network interface to hand to the guest (only lo?)", where=where)
     if len(facts.interfaces) > max_devices:
         raise RunncError(
-            f"{len(facts.interfaces)} interfaces but the guest has {max_devices} network "
-            "device(s)",
+            f"{len(facts.interfaces)} interfaces but the guest has {max_devices} network device(s)",
             where=where,
         )
     nsfd = open_netns(netns or SELF)
@@ -169,8 +168,14 @@ def _wire_all(facts: NetworkFacts, journal: _Journal, where: str) -> None:
             _create_tap(tap, where)
             done(tap=tap)
             tap_index = _ifindex(tap, where)
-            _call(rtnl, _link_msg(tap_index, mtu=iface.mtu, no_ll=True), RTM_NEWLINK, tap, where,
-                  ignore={errno.EAFNOSUPPORT})
+            _call(
+                rtnl,
+                _link_msg(tap_index, mtu=iface.mtu, no_ll=True),
+                RTM_NEWLINK,
+                tap,
+                where,
+                ignore={errno.EAFNOSUPPORT},
+            )
             _call(rtnl, _link_msg(tap_index, up=True), RTM_NEWLINK, tap, where)
             _redirect(rtnl, tap_index, to=index, dev=tap, where=where)
             try:
@@ -189,8 +194,7 @@ def _wire_all(facts: NetworkFacts, journal: _Journal, where: str) -> None:
             taken = tuple(addresses.get(index, []))
             done(addresses=taken, routes=tuple(routes.get(index, [])))
             for record in reversed(taken):  # secondaries first: a primary takes them along
-                _call(rtnl, _addr_msg(index, record), RTM_DELADDR, iface.name, where,
-                      ignore=_GONE)
+                _call(rtnl, _addr_msg(index, record), RTM_DELADDR, iface.name, where, ignore=_GONE)
             journal.devices.append(
                 GuestNic(guest_device_name(n), tap, iface.mac, iface.mtu, iface.name)
             )
@@ -231,12 +235,22 @@ def _undo_one(rtnl: Rtnl, undo: IfaceUndo) -> list[str]:
         return failures  # the interface itself is gone: nothing to give addresses back to
     back = _GONE | {errno.EEXIST}
     for record in undo.addresses:
-        attempt(f"restoring {record.address} on {undo.iface}", _addr_msg(index, record, add=True),
-                RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, back)
+        attempt(
+            f"restoring {record.address} on {undo.iface}",
+            _addr_msg(index, record, add=True),
+            RTM_NEWADDR,
+            NLM_F_CREATE | NLM_F_EXCL,
+            back,
+        )
     # Device routes first: a gateway route may need one to reach its gateway.
     for route in sorted(undo.routes, key=lambda r: r.gateway is not None):
-        attempt(f"restoring route {route}", _route_msg(index, route), RTM_NEWROUTE,
-                NLM_F_CREATE | NLM_F_EXCL, back)
+        attempt(
+            f"restoring route {route}",
+            _route_msg(index, route),
+            RTM_NEWROUTE,
+            NLM_F_CREATE | NLM_F_EXCL,
+            back,
+        )
     return failures
 
 
@@ -256,9 +270,7 @@ def _create_tap(name: str, where: str) -> None:
         os.close(fd)
 
 
-def _redirect(
-    rtnl: Rtnl, index: int, *, to: int, dev: str, where: str, qdisc: bool = True
-) -> None:
+def _redirect(rtnl: Rtnl, index: int, *, to: int, dev: str, where: str, qdisc: bool = True) -> None:
     """Ingress qdisc on `index` (unless already added) + u32 match-all -> mirred redirect."""
     if qdisc:
         _call(rtnl, _ingress_msg(index), RTM_NEWQDISC, dev, where, flags=NLM_F_CREATE | NLM_F_EXCL)
@@ -269,8 +281,10 @@ def _redirect(
     action = {"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": to}
     msg["attrs"] = [
         ["TCA_KIND", "u32"],
-        ["TCA_OPTIONS", cls_u32.get_parameters(
-            {"target": 0, "keys": ["0x0/0x0+0"], "action": action})],
+        [
+            "TCA_OPTIONS",
+            cls_u32.get_parameters({"target": 0, "keys": ["0x0/0x0+0"], "action": action}),
+        ],
     ]
     _call(rtnl, msg, RTM_NEWTFILTER, dev, where, flags=NLM_F_CREATE | NLM_F_EXCL)
 
@@ -347,7 +361,13 @@ def _route_msg(index: int, route: Route) -> rtmsg:
 
 
 def _call(
-    rtnl: Rtnl, msg: Any, msg_type: int, dev: str, where: str, *, flags: int = 0,
+    rtnl: Rtnl,
+    msg: Any,
+    msg_type: int,
+    dev: str,
+    where: str,
+    *,
+    flags: int = 0,
     ignore: set[int] | frozenset[int] = frozenset(),
 ) -> None:
     try:
@@ -355,8 +375,9 @@ def _call(
     except OSError as exc:
         if exc.errno in ignore:
             return
-        raise RunncError(f"{_WHAT.get(msg_type, 'netlink request')} for {dev}: {exc.strerror}",
-                         where=where) from None
+        raise RunncError(
+            f"{_WHAT.get(msg_type, 'netlink request')} for {dev}: {exc.strerror}", where=where
+        ) from None
 
 
 _WHAT = {

@@ -12,7 +12,8 @@ SOCK_SEQPACKET pair:
      exec.fifo opened for reading without blocking                           -> "ok"
   4. (parent: pid file, state "created", exits)                              <- "go"
   5. wait until `start` writes a byte into exec.fifo
-  6. startContainer hooks; drop privileges (user, rlimits, capabilities, NNP); boot.
+  6. startContainer hooks; close exec.fifo (`start` waits for this, then runs poststart);
+     drop privileges (user, rlimits, capabilities, NNP); boot.
 
 Before step 4 every failure goes back to the parent, which reports it and tears the container
 down; a parent that dies (EOF on the socket) makes the init exit at once. After step 4 the
@@ -80,11 +81,12 @@ def open_fifo_reader(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
-def wait_fifo(path: str, fd: int) -> None:
-    """Block until a writer (`start`) puts a byte into the fifo.
+def wait_fifo(path: str, fd: int) -> int:
+    """Block until a writer (`start`) puts a byte into the fifo; returns the fd, still open.
 
     A reader that never saw a writer does not get POLLHUP; one whose writer left without
-    writing does, for good, so it reopens the fifo to block again.
+    writing does, for good, so it reopens the fifo to block again. The caller closes the fd
+    when the guest is about to boot: `start` waits for that close (see lifecycle.start).
     """
     poller = select.poll()
     while True:
@@ -95,8 +97,7 @@ def wait_fifo(path: str, fd: int) -> None:
         except BlockingIOError:
             continue
         if data:
-            os.close(fd)
-            return
+            return fd
         poller.unregister(fd)
         os.close(fd)
         fd = open_fifo_reader(path)
@@ -157,8 +158,9 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
         os._exit(1)
 
     try:
-        wait_fifo(cfg.fifo, fifo_fd)
+        fifo_fd = wait_fifo(cfg.fifo, fifo_fd)
         run_hooks("startContainer", cfg.hooks.get("startContainer", ()), cfg.hook_state("created"))
+        os.close(fifo_fd)  # tells `start` the guest is booting: it runs poststart hooks now
         from runnc_py.oci.security import apply_process_security
 
         apply_process_security(cfg.security)

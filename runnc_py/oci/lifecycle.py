@@ -258,7 +258,8 @@ def create(
                     os.close(master)
 
             def hook_state(status: str) -> dict[str, Any]:
-                return state.oci(status) | {"pid": state.pid}
+                # Also called in the init, whose copy of `state` predates the fork.
+                return state.oci(status) | {"pid": state.pid or os.getpid()}
 
             cfg = InitConfig(
                 container_id=container_id,
@@ -343,12 +344,39 @@ def start(g: Globals, container_id: str) -> None:
             ) from None
         try:
             os.write(fd, b"0")
+            os.unlink(fifo)
+            _wait_reader_gone(fd, state)
         finally:
             os.close(fd)
-        os.unlink(fifo)
         state.phase = RUNNING
         store.save(state)
         _run_saved_hooks(g, state, "poststart", RUNNING)
+
+
+def _wait_reader_gone(fd: int, state: ContainerState) -> None:
+    """Return once the init has closed exec.fifo (startContainer hooks done, guest booting).
+
+    A pipe writer learns that the last reader left from POLLERR, but POLLOUT hides it while
+    there is room: fill the pipe first (the init reads one byte only), then poll.
+    """
+    import select
+
+    chunk = bytes(65536)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while True:
+        try:
+            while os.write(fd, chunk):
+                pass
+        except BlockingIOError:
+            pass
+        except BrokenPipeError:
+            return
+        events = poller.poll(100)
+        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events):
+            return
+        if not state.init_alive():
+            return
 
 
 def _run_saved_hooks(g: Globals, state: ContainerState, kind: str, status: str) -> None:

@@ -119,7 +119,7 @@ def plan_layout(
     total_guess = base + room
     journal = _journal_mib(total_guess)
     needed = base + journal * MiB + base // 50 + 8 * MiB
-    minimum = _round_up(content + inodes * INODE_SIZE, MiB)
+    minimum = _round_up(content + (stats.entries + 16) * INODE_SIZE, MiB)
     if size is None:
         return Layout(_round_up(needed + room, MiB), inodes, journal, minimum)
     size = _round_up(size, MiB)
