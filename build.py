@@ -177,8 +177,10 @@ def build_hvt_guests(out: Path, cc: str = "gcc") -> list[Path]:
     freestanding flags as the spt guests; -mgeneral-regs-only matters here, since a
     paravirtual KVM may not emulate guest SSE instructions.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     common = [str(p) for p in sorted((HVT_GUESTS_SRC / "lib").glob("*.c"))]
-    built: list[Path] = []
+    jobs: list[tuple[list[str], Path]] = []
     for abi_version, subdir in GUEST_ABI_VERSIONS:
         dest = out / "hvt" / subdir if subdir else out / "hvt"
         dest.mkdir(parents=True, exist_ok=True)
@@ -195,11 +197,17 @@ def build_hvt_guests(out: Path, cc: str = "gcc") -> list[Path]:
                 str(source),
                 *common,
             ]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"building guest {target} failed:\n{done.stderr.strip()}")
-            built.append(target)
-    return built
+            jobs.append((cmd, target))
+
+    def run(job: tuple[list[str], Path]) -> Path:
+        cmd, target = job
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"building guest {target} failed:\n{done.stderr.strip()}")
+        return target
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(run, jobs))
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
+from runnc_py.monitor.devices import OpenBlock, OpenNet
 
 if TYPE_CHECKING:
-    from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.monitor.launch import GuestDevices, LaunchRequest
     from runnc_py.unikernel.elf import UnikernelImage
 
 HVT_ABI_VERSIONS = (1, 2)  # Solo5 0.6.x/0.7.x and >= 0.8: same boot protocol and hypercalls
@@ -107,14 +107,14 @@ def check_image(image: UnikernelImage) -> None:
 
 def check_hvt(req: LaunchRequest) -> UnikernelImage:
     """Validate REQ for the hvt monitor without opening devices; returns the image."""
-    from runnc_py.monitor.launch import _check_devices, guest_cmdline
+    from runnc_py.monitor.launch import check_devices, guest_cmdline
     from runnc_py.unikernel.elf import load_unikernel
 
     image = load_unikernel(req.unikernel)
     check_image(image)
     hvt_memory_size(image, req.mem_mb)
     guest_cmdline(req.args)
-    _check_devices(image, req)
+    check_devices(image, req)
     return image
 
 
@@ -129,20 +129,23 @@ class PreparedHvt:
     elf_fd: int
     epollfd: int
     timerfd: int
-    nets: list[OpenNet]
-    blocks: list[OpenBlock]
+    devices: GuestDevices
     policy: str | None  # policy name or path; None = no seccomp filter
 
+    @property
+    def nets(self) -> list[OpenNet]:
+        return self.devices.nets
+
+    @property
+    def blocks(self) -> list[OpenBlock]:
+        return self.devices.blocks
+
     def fds(self) -> list[int]:
-        return [
-            self.epollfd,
-            self.timerfd,
-            *(d.fd for d in self.nets),
-            *(d.fd for d in self.blocks),
-        ]
+        return [self.epollfd, self.timerfd, *self.devices.fds()]
 
     def close(self) -> None:
-        for fd in (self.elf_fd, *self.fds()):
+        self.devices.close()
+        for fd in (self.elf_fd, self.epollfd, self.timerfd):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -154,9 +157,8 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
     None runs without a filter.
     """
     from runnc_py import _hvt
-    from runnc_py.monitor.launch import guest_cmdline
+    from runnc_py.monitor.launch import guest_cmdline, open_devices
     from runnc_py.sandbox.policy import load_policy
-    from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
 
     image = check_hvt(req)
     policy = req.policy or policy
@@ -164,21 +166,11 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         load_policy(policy)  # a broken policy must fail here, before anything is opened
     mem_size = hvt_memory_size(image, req.mem_mb)
     cmdline = guest_cmdline(req.args)
+    devices = open_devices(req)
     opened: list[int] = []
-    nets: list[OpenNet] = []
-    blocks: list[OpenBlock] = []
     try:
         elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
         opened.append(elf_fd)
-        for name, spec in req.nets.items():
-            net = open_net(name, spec, req.net_macs.get(name))
-            if not spec.startswith("@"):
-                opened.append(net.fd)
-            nets.append(net)
-        for name, path in req.blocks.items():
-            block = open_block(name, path, req.block_sector_sizes.get(name, 512))
-            opened.append(block.fd)
-            blocks.append(block)
         fds = _hvt.ffi.new("int[2]")
         if _hvt.lib.runnc_hvt_make_fds(fds, fds + 1) != 0:
             raise RunncError(
@@ -186,15 +178,9 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
             )
         epollfd, timerfd = fds[0], fds[1]
         opened += [epollfd, timerfd]
-        attachments: dict[str, BlockAttachment | NetAttachment] = {
-            **{n.name: NetAttachment(hostfd=n.fd, mac=n.mac, mtu=n.mtu) for n in nets},
-            **{
-                b.name: BlockAttachment(hostfd=b.fd, capacity=b.capacity, block_size=b.block_size)
-                for b in blocks
-            },
-        }
-        manifest = fill_manifest(image.manifest, attachments, where=image.path)
+        manifest = devices.manifest(image)
     except BaseException:
+        devices.close()
         for fd in opened:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -207,8 +193,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         elf_fd=elf_fd,
         epollfd=epollfd,
         timerfd=timerfd,
-        nets=nets,
-        blocks=blocks,
+        devices=devices,
         policy=policy,
     )
 
@@ -216,7 +201,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
 def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
     """The compiled seccomp program of the monitor's run loop, for these fds and devices."""
     from runnc_py.sandbox.bpf import compile_bpf
-    from runnc_py.sandbox.policy import BootFacts, DeviceFacts, load_policy, resolve
+    from runnc_py.sandbox.policy import BootFacts, load_policy, resolve
 
     assert prepared.policy is not None
     policy = load_policy(prepared.policy)
@@ -224,19 +209,7 @@ def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
         epollfd=prepared.epollfd,
         timerfd=prepared.timerfd,
         vcpufd=vcpufd,
-        devices=(
-            *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in prepared.nets),
-            *(
-                DeviceFacts(
-                    kind="block",
-                    name=b.name,
-                    hostfd=b.fd,
-                    capacity=b.capacity,
-                    block_size=b.block_size,
-                )
-                for b in prepared.blocks
-            ),
-        ),
+        devices=prepared.devices.policy_facts(),
     )
     return compile_bpf(resolve(policy, facts), policy.default_action)
 

@@ -8,17 +8,23 @@ guest. Callers may drop privileges between `prepare` and `boot`: the devices are
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
+from runnc_py.unikernel.elf import Target, load_unikernel
 
 if TYPE_CHECKING:
+    from runnc_py.monitor.hvt import PreparedHvt
+    from runnc_py.sandbox.policy import DeviceFacts
     from runnc_py.unikernel.elf import UnikernelImage
+
+    Prepared: TypeAlias = "PreparedBoot | PreparedHvt"
 
 DEFAULT_MEM_MB = 512  # solo5-spt's default
 CMDLINE_MAX = 8191  # bytes, without the terminating NUL (SPT_CMDLINE_SIZE - 1)
@@ -45,6 +51,8 @@ class LaunchRequest:
 
 @dataclass
 class PreparedBoot:
+    """An spt boot ready to go: every fd open, the filter compiled."""
+
     image: UnikernelImage
     mem_size: int
     cmdline: bytes
@@ -53,20 +61,18 @@ class PreparedBoot:
     elf_fd: int
     epollfd: int
     timerfd: int
-    nets: list[OpenNet]
-    blocks: list[OpenBlock]
+    devices: GuestDevices
     x_exec_heap: bool
 
     def fds(self) -> list[int]:
         """Every fd the guest keeps (the ELF fd is closed by the launcher after loading)."""
-        return [self.epollfd, self.timerfd, *(d.fd for d in self.nets), *(d.fd for d in self.blocks)]
+        return [self.epollfd, self.timerfd, *self.devices.fds()]
 
     def close(self) -> None:
-        for fd in (self.elf_fd, *self.fds()):
-            try:
+        self.devices.close()
+        for fd in (self.elf_fd, self.epollfd, self.timerfd):
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def guest_cmdline(args: tuple[str, ...] | list[str]) -> bytes:
@@ -96,9 +102,7 @@ def memory_size(image: UnikernelImage, mem_mb: int | None) -> int:
 
 
 def select_monitor(requested: str, image: UnikernelImage) -> str:
-    """`auto` runs spt binaries under spt and hvt binaries under hvt; explicit choices must match."""
-    from runnc_py.unikernel.elf import Target
-
+    """`auto`: spt binaries under spt, hvt binaries under hvt; an explicit choice must match."""
     if requested not in MONITORS:
         raise RunncError(f"unknown monitor {requested!r} (auto, spt, hvt)", where="--monitor")
     built_for = "spt" if image.target == Target.SPT else "hvt"
@@ -108,10 +112,13 @@ def select_monitor(requested: str, image: UnikernelImage) -> str:
             where="--monitor",
         )
     if built_for == "hvt":
-        raise RunncError(
-            "hvt unikernels need the KVM monitor, which this version does not include yet",
-            where=image.path,
-        )
+        from runnc_py.monitor.hvt import check_image, kvm_problem
+
+        problem = kvm_problem()
+        if problem is not None:
+            raise RunncError(f"hvt unikernels need KVM: {problem}", where=image.path)
+        check_image(image)
+        return built_for
     if image.abi_version not in SPT_ABI_VERSIONS:
         raise RunncError(
             f"unsupported spt ABI version {image.abi_version} (supported: 1, 2)", where=image.path
@@ -119,7 +126,7 @@ def select_monitor(requested: str, image: UnikernelImage) -> str:
     return built_for
 
 
-def _check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
+def check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
     """Every manifest device attached, every attachment named in the manifest, kinds matching."""
     from runnc_py.unikernel.manifest import DeviceType
 
@@ -150,7 +157,8 @@ def _check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
                 f"sector size given for unattached device {name!r}",
                 where=f"--block-sector-size:{name}",
             )
-    missing = [e.name for e in manifest.devices() if e.name not in req.nets and e.name not in req.blocks]
+    attached = {*req.nets, *req.blocks}
+    missing = [e.name for e in manifest.devices() if e.name not in attached]
     if missing:
         flags = []
         for name in missing:
@@ -166,80 +174,115 @@ def _check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
 
 def check(req: LaunchRequest) -> UnikernelImage:
     """Validate the request without opening devices; returns the validated image."""
-    from runnc_py.unikernel.elf import load_unikernel
 
     image = load_unikernel(req.unikernel)
-    select_monitor(req.monitor, image)
-    memory_size(image, req.mem_mb)
+    if select_monitor(req.monitor, image) == "hvt":
+        from runnc_py.monitor.hvt import hvt_memory_size
+
+        hvt_memory_size(image, req.mem_mb)
+    else:
+        memory_size(image, req.mem_mb)
     guest_cmdline(req.args)
-    _check_devices(image, req)
+    check_devices(image, req)
     return image
 
 
-def prepare(req: LaunchRequest) -> PreparedBoot:
-    """Validate, open the guest's fds and compile its filter. Nothing is left open on failure."""
-    from runnc_py import _launcher
-    from runnc_py.sandbox.bpf import compile_bpf
-    from runnc_py.sandbox.policy import BootFacts, DeviceFacts, load_policy, resolve
-    from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
+@dataclass
+class GuestDevices:
+    """The host side of a guest's manifest devices, opened in the process that boots it."""
 
-    image = check(req)
-    policy = load_policy(req.policy or "spt")
-    mem_size = memory_size(image, req.mem_mb)
-    cmdline = guest_cmdline(req.args)
-    opened: list[int] = []
-    nets: list[OpenNet] = []
-    blocks: list[OpenBlock] = []
+    nets: list[OpenNet] = field(default_factory=list)
+    blocks: list[OpenBlock] = field(default_factory=list)
+    owned: list[int] = field(default_factory=list)  # fds we opened (not `@FD` ones we were given)
+
+    def fds(self) -> list[int]:
+        return [*(n.fd for n in self.nets), *(b.fd for b in self.blocks)]
+
+    def close(self) -> None:
+        for fd in self.owned:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def manifest(self, image: UnikernelImage) -> bytes:
+        """The manifest as the guest must see it: every attached entry filled in."""
+        from runnc_py.unikernel.manifest import BlockAttachment, NetAttachment, fill_manifest
+
+        attached: dict[str, BlockAttachment | NetAttachment] = {
+            **{n.name: NetAttachment(hostfd=n.fd, mac=n.mac, mtu=n.mtu) for n in self.nets},
+            **{
+                b.name: BlockAttachment(hostfd=b.fd, capacity=b.capacity, block_size=b.block_size)
+                for b in self.blocks
+            },
+        }
+        return fill_manifest(image.manifest, attached, where=image.path)
+
+    def policy_facts(self) -> tuple[DeviceFacts, ...]:
+        from runnc_py.sandbox.policy import DeviceFacts
+
+        return (
+            *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in self.nets),
+            *(
+                DeviceFacts(
+                    kind="block", name=b.name, hostfd=b.fd, capacity=b.capacity,
+                    block_size=b.block_size,
+                )
+                for b in self.blocks
+            ),
+        )
+
+
+def open_devices(req: LaunchRequest) -> GuestDevices:
+    """Open every device REQ attaches; on failure nothing stays open."""
+    devices = GuestDevices()
     try:
-        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
-        opened.append(elf_fd)
         for name, spec in req.nets.items():
             net = open_net(name, spec, req.net_macs.get(name))
             if not spec.startswith("@"):
-                opened.append(net.fd)
-            nets.append(net)
+                devices.owned.append(net.fd)
+            devices.nets.append(net)
         for name, path in req.blocks.items():
             block = open_block(name, path, req.block_sector_sizes.get(name, 512))
-            opened.append(block.fd)
-            blocks.append(block)
+            devices.owned.append(block.fd)
+            devices.blocks.append(block)
+    except BaseException:
+        devices.close()
+        raise
+    return devices
+
+
+def prepare(req: LaunchRequest) -> Prepared:
+    """Validate, open the guest's fds and compile its filter. Nothing is left open on failure."""
+    image = check(req)
+    if image.target == Target.HVT:
+        from runnc_py.monitor.hvt import prepare_hvt
+
+        return prepare_hvt(req)
+    from runnc_py import _launcher
+    from runnc_py.sandbox.bpf import compile_bpf
+    from runnc_py.sandbox.policy import BootFacts, load_policy, resolve
+
+    policy = load_policy(req.policy or "spt")
+    mem_size = memory_size(image, req.mem_mb)
+    cmdline = guest_cmdline(req.args)
+    devices = open_devices(req)
+    opened: list[int] = []
+    try:
+        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        opened.append(elf_fd)
         fds = _launcher.ffi.new("int[2]")
         if _launcher.lib.runnc_spt_make_fds(fds, fds + 1) != 0:
             err = _launcher.ffi.errno
             raise RunncError(f"cannot create the guest's epoll/timer fds: {os.strerror(err)}")
         epollfd, timerfd = fds[0], fds[1]
         opened += [epollfd, timerfd]
-        attachments: dict[str, BlockAttachment | NetAttachment] = {
-            **{n.name: NetAttachment(hostfd=n.fd, mac=n.mac, mtu=n.mtu) for n in nets},
-            **{
-                b.name: BlockAttachment(hostfd=b.fd, capacity=b.capacity, block_size=b.block_size)
-                for b in blocks
-            },
-        }
-        manifest = fill_manifest(image.manifest, attachments)
-        facts = BootFacts(
-            epollfd=epollfd,
-            timerfd=timerfd,
-            devices=(
-                *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in nets),
-                *(
-                    DeviceFacts(
-                        kind="block",
-                        name=b.name,
-                        hostfd=b.fd,
-                        capacity=b.capacity,
-                        block_size=b.block_size,
-                    )
-                    for b in blocks
-                ),
-            ),
-        )
+        manifest = devices.manifest(image)
+        facts = BootFacts(epollfd=epollfd, timerfd=timerfd, devices=devices.policy_facts())
         bpf = compile_bpf(resolve(policy, facts), policy.default_action)
     except BaseException:
+        devices.close()
         for fd in opened:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         raise
     return PreparedBoot(
         image=image,
@@ -250,14 +293,17 @@ def prepare(req: LaunchRequest) -> PreparedBoot:
         elf_fd=elf_fd,
         epollfd=epollfd,
         timerfd=timerfd,
-        nets=nets,
-        blocks=blocks,
+        devices=devices,
         x_exec_heap=req.x_exec_heap,
     )
 
 
-def boot(prepared: PreparedBoot, *, shed_host: bool = True) -> NoReturn:
-    """Become the guest. Returns only by raising RunncError if the launcher refused the plan."""
+def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
+    """Become the guest (spt) or its monitor (hvt). Returns only by raising RunncError."""
+    if not isinstance(prepared, PreparedBoot):
+        from runnc_py.monitor.hvt import boot_hvt
+
+        boot_hvt(prepared)
     from runnc_py import _launcher
 
     ffi, lib = _launcher.ffi, _launcher.lib
@@ -274,10 +320,10 @@ def boot(prepared: PreparedBoot, *, shed_host: bool = True) -> NoReturn:
         segments[i].prot = seg.prot
     keep = prepared.fds()
     keep_fds = ffi.new("int[]", keep)
-    watch_fds = ffi.new("int[]", [n.fd for n in prepared.nets])
-    watch_tokens = ffi.new(
-        "uint64_t[]", [image.manifest.find(n.name).index for n in prepared.nets]  # type: ignore[union-attr]
-    )
+    nets = prepared.devices.nets
+    index = {e.name: e.index for e in image.manifest.devices()}
+    watch_fds = ffi.new("int[]", [n.fd for n in nets])
+    watch_tokens = ffi.new("uint64_t[]", [index[n.name] for n in nets])
     mft = ffi.new("uint8_t[]", prepared.manifest)
     bpf = ffi.new("uint8_t[]", prepared.bpf)
     cmdline = ffi.new("char[]", prepared.cmdline)
@@ -297,7 +343,7 @@ def boot(prepared: PreparedBoot, *, shed_host: bool = True) -> NoReturn:
             "timerfd": prepared.timerfd,
             "watch_fds": watch_fds,
             "watch_tokens": watch_tokens,
-            "nwatch": len(prepared.nets),
+            "nwatch": len(nets),
             "bpf": bpf,
             "bpf_size": len(prepared.bpf),
             "keep_fds": keep_fds,

@@ -155,7 +155,9 @@ def dump_routes(rtnl: Rtnl, names: dict[int, str]) -> dict[int, list[Route]]:
     kernel made from addresses (they come back with the addresses). Multipath routes are not
     one interface's and are left alone."""
     result: dict[int, list[Route]] = {}
-    for msg in rtnl.dump(rtmsg(), RTM_GETROUTE):
+    request = rtmsg()
+    request["family"] = socket.AF_UNSPEC  # both families (pyroute2 defaults to AF_INET)
+    for msg in rtnl.dump(request, RTM_GETROUTE):
         table = msg.get_attr("RTA_TABLE") or msg["table"]
         if table != RT_TABLE_MAIN or msg["type"] != RTN_UNICAST or msg["proto"] == RTPROT_KERNEL:
             continue

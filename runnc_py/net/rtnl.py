@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from typing import Any
 
 from pyroute2.netlink import (
@@ -27,6 +28,7 @@ NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10  # acks without a copy of our request: less to receive and decode
 _RECV_SIZE = 65536  # the kernel sizes dump batches to at most 32 KiB
+_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 
 
 class Rtnl:
@@ -55,26 +57,22 @@ class Rtnl:
         seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
         replies: list[Any] = []
         while True:
-            for reply in self._marshal.parse(self._sock.recv(_RECV_SIZE)):
-                header = reply["header"]
-                if header["sequence_number"] != seq:
-                    continue
-                if header["type"] == NLMSG_DONE:
-                    return replies
-                if header["type"] == NLMSG_ERROR:
-                    _raise(header)
-                    return replies
-                replies.append(reply)
+            data = self._sock.recv(_RECV_SIZE)
+            done = _check(data, seq)
+            replies += [
+                m
+                for m in self._marshal.parse(data)
+                if m["header"]["sequence_number"] == seq
+                and m["header"]["type"] not in (NLMSG_DONE, NLMSG_ERROR)
+            ]
+            if done:
+                return replies
 
     def call(self, msg: nlmsg, msg_type: int, flags: int = 0) -> None:
         """Send a request and wait for its ack; a refusal raises OSError with the errno."""
         seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
-        while True:
-            for reply in self._marshal.parse(self._sock.recv(_RECV_SIZE)):
-                header = reply["header"]
-                if header["sequence_number"] == seq and header["type"] == NLMSG_ERROR:
-                    _raise(header)
-                    return
+        while not _check(self._sock.recv(_RECV_SIZE), seq):
+            pass
 
     def _send(self, msg: nlmsg, msg_type: int, flags: int) -> int:
         self._seq += 1
@@ -87,8 +85,22 @@ class Rtnl:
         return self._seq
 
 
-def _raise(header: Any) -> None:
-    error = header.get("error")
-    if error is not None:
-        code = abs(getattr(error, "code", 0)) or 22
-        raise OSError(code, os.strerror(code))
+def _check(data: bytes, seq: int) -> bool:
+    """Walk the raw headers of a receive buffer: True once `seq` is answered (ack or end of
+    dump), OSError if the kernel refused it. Acks are read here, not by pyroute2, which cannot
+    decode the short acks NETLINK_CAP_ACK asks for."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, msg_type, _flags, msg_seq, _pid = _HEADER.unpack_from(data, offset)
+        if msg_seq == seq:
+            if msg_type == NLMSG_ERROR:
+                (error,) = struct.unpack_from("=i", data, offset + _HEADER.size)
+                if error:
+                    raise OSError(-error, os.strerror(-error))
+                return True
+            if msg_type == NLMSG_DONE:
+                return True
+        offset += (length + 3) & ~3
+        if length < _HEADER.size:
+            break
+    return False

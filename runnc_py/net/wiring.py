@@ -225,8 +225,14 @@ def _undo_one(rtnl: Rtnl, undo: IfaceUndo) -> list[str]:
 
     index = _ifindex_or_none(undo.iface)
     if undo.ingress and index is not None:
-        # Deleting the qdisc deletes the redirect filter attached to it.
-        attempt(f"removing the ingress qdisc of {undo.iface}", _ingress_msg(index), RTM_DELQDISC)
+        # Deleting the qdisc deletes the redirect filter attached to it. Once an ingress qdisc
+        # has existed, deleting a missing one answers EINVAL ("handle of zero"), not ENOENT.
+        attempt(
+            f"removing the ingress qdisc of {undo.iface}",
+            _ingress_msg(index),
+            RTM_DELQDISC,
+            ok=_GONE | {errno.EINVAL},
+        )
     if undo.tap is not None:
         msg = ifinfmsg()
         msg["attrs"] = [["IFLA_IFNAME", undo.tap]]

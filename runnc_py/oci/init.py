@@ -125,10 +125,10 @@ class InitConfig:
 def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
     """The init's whole life (see the module docstring). Never returns."""
     try:
-        # Python ignores SIGPIPE and turns SIGINT into KeyboardInterrupt: the container
-        # must react to signals as a plain process does (the launcher resets them again).
+        # Python turns SIGINT into KeyboardInterrupt: the container must die of it as a
+        # plain process does. SIGPIPE stays ignored while Python runs (a hook that does not
+        # read its stdin must not kill us); the launcher resets every signal before the jump.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.setsid()
         if cfg.console_slave is not None:
             from runnc_py.oci.console import become_terminal

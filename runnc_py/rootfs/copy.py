@@ -15,6 +15,8 @@ from pathlib import Path
 from runnc_py.errors import RunncError
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int)
+_NO_COPY_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+_CHUNK = 1 << 20
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
 
 
@@ -29,13 +31,29 @@ def _sparse_copy(src: int, dst: int, size: int) -> None:
                 return
             raise
         end = os.lseek(src, start, os.SEEK_HOLE)
-        position = start
-        while position < end:
-            n = os.copy_file_range(src, dst, end - position, position, position)
-            if n == 0:
-                raise OSError(errno.EIO, "copy_file_range copied nothing")
-            position += n
+        _copy_range(src, dst, start, end)
         offset = end
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    position = start
+    while position < end:
+        try:
+            n = os.copy_file_range(src, dst, end - position, position, position)
+        except OSError as exc:
+            # Across filesystems (tmpfs → ext4) the kernel refuses: copy through userspace.
+            if exc.errno not in _NO_COPY_RANGE:
+                raise
+            break
+        if n == 0:
+            raise OSError(errno.EIO, "copy_file_range copied nothing")
+        position += n
+    while position < end:
+        chunk = os.pread(src, min(_CHUNK, end - position), position)
+        if not chunk:
+            raise OSError(errno.EIO, "image shrank while being copied")
+        os.pwrite(dst, chunk, position)
+        position += len(chunk)
 
 
 def clone_file(src: int, dest: Path) -> str:

@@ -327,3 +327,28 @@ def test_crafted_valid_unikernel_is_accepted(runnc: RunCli, tmp_path: Path) -> N
     """The control for the cases above: unbroken, it boots (and faults on its `hlt`: 139)."""
     proc = runnc("exec", "--mem=8", _craft(tmp_path, "none"))
     assert shell_status(proc.returncode) == 139, proc.stderr
+
+
+# --- monitor selection: --monitor auto|spt|hvt -----------------------------------------------
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("monitor", ["auto", "hvt"])
+def test_hvt_unikernel_runs_under_our_kvm_monitor(guests: Path, runnc: RunCli, monitor: str) -> None:
+    proc = runnc("exec", f"--monitor={monitor}", "--mem=8", guests / "hvt" / "hello.hvt", "a", "b")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Hello, World\nCommand line is: 'a b'\n"
+
+
+@pytest.mark.parametrize(
+    ("monitor", "path", "needle"),
+    [
+        ("spt", "hvt/hello.hvt", "built for hvt, cannot run it under spt"),
+        ("hvt", "hello.spt", "built for spt, cannot run it under hvt"),
+        ("qemu", "hello.spt", "unknown monitor"),
+    ],
+)
+def test_monitor_must_match_the_binary(
+    guests: Path, runnc: RunCli, monitor: str, path: str, needle: str
+) -> None:
+    assert_one_line_error(runnc("exec", f"--monitor={monitor}", guests / path), needle)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runnc_py.errors import RunncError
+from runnc_py.rootfs.mkfs import _fail
 from runnc_py.rootfs.paths import (
     Action,
     DevicePolicy,
@@ -141,3 +144,26 @@ def test_explicit_size_wins_but_must_hold_the_content() -> None:
     assert small.journal_mib in (0, 4)
     with pytest.raises(RunncError, match="needs at least 22 MiB but the image size is 16 MiB"):
         plan_layout(stats, size=16 * MiB)
+
+
+def test_mke2fs_failures_become_one_clear_line() -> None:
+    layout = plan_layout(ContentStats(1, MiB, 0), size=16 * MiB)
+    image = Path("/var/cache/x/img.ext4")
+    full = _fail(
+        'big: No space left on device while looking up "big"\n'
+        "mke2fs: No space left on device while populating file system\n",
+        layout,
+        image,
+        "src",
+    )
+    assert full.line() == "/var/cache/x: no space left on the host device while writing the image"
+    small = _fail(
+        '__populate_fs: Could not allocate block in ext2 filesystem while writing file "big"\n'
+        "mke2fs: Could not allocate block in ext2 filesystem while populating file system\n",
+        layout,
+        image,
+        "src",
+    )
+    assert small.line() == "src: rootfs does not fit in a 16 MiB image; give a larger size"
+    other = _fail("mke2fs: bad thing\n", layout, image, "src")
+    assert other.line() == "src: mke2fs failed: mke2fs: bad thing"

@@ -1,0 +1,348 @@
+"""Real netlink: a Docker-like pair of namespaces built here, read, wired to a tap, pinged
+through a stand-in guest on that tap, unwired; and failures that must leave nothing behind.
+
+Layout (per test, unique names, always deleted):
+
+    rnh-XXXX (host): br0 10.77.0.1/24 fd77::1/64 ── vh0 ═══ eth0 ── rnc-XXXX (container)
+                                                                   10.77.0.2/24 fd77::2/64
+                                                                   default via .1 / fd77::1
+                                                                   10.99.0.0/16 via 10.77.0.254
+Traffic only ever goes to addresses inside these namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runnc_py.errors import RunncError
+from runnc_py.net import read_facts, unwire, wire
+from runnc_py.net.config import guest_config
+from runnc_py.net.echo_guest import EchoGuest
+from runnc_py.net.facts import Address, NetworkFacts, Route
+
+pytestmark = pytest.mark.root
+
+
+def sh(*args: str) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+@dataclass
+class Lab:
+    host: str
+    ctr: str
+    resolv: Path
+    extra: list[str]
+
+    @property
+    def path(self) -> str:
+        return f"/run/netns/{self.ctr}"
+
+    def ip(self, ns: str, *args: str) -> str:
+        return sh("ip", "-n", ns, *args)
+
+    def ping(
+        self, addr: str, *, count: int = 3, ns: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns or self.host,
+                "ping",
+                "-c",
+                str(count),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                addr,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=count + 5,
+        )
+
+    def state(self) -> dict[str, object]:
+        """What wiring may change in the container namespace, for before/after comparisons."""
+        links = json.loads(self.ip(self.ctr, "-j", "link", "show"))
+        addrs = json.loads(self.ip(self.ctr, "-j", "addr", "show"))
+        return {
+            "links": sorted(link["ifname"] for link in links),
+            "addrs": sorted(
+                (a["ifname"], i["local"], i["prefixlen"])
+                for a in addrs
+                for i in a.get("addr_info", [])
+                if i.get("scope") != "link"
+            ),
+            "routes4": self.ip(self.ctr, "route", "show"),
+            "routes6": self.ip(self.ctr, "-6", "route", "show"),
+            "qdiscs": sh("tc", "-n", self.ctr, "qdisc", "show"),
+            "filters": sh("tc", "-n", self.ctr, "filter", "show", "dev", "eth0", "ingress"),
+        }
+
+    def add_container(self, addr: str) -> str:
+        """Another container on the same bridge (plain veth, no wiring); returns its netns."""
+        ns = f"{self.ctr}-{len(self.extra) + 2}"
+        sh("ip", "netns", "add", ns)
+        self.extra.append(ns)
+        peer = f"vh{len(self.extra)}"
+        self.ip(self.host, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        self.ip(self.host, "link", "set", peer, "master", "br0", "up")
+        self.ip(ns, "link", "set", "eth0", "up")
+        self.ip(ns, "addr", "add", addr, "dev", "eth0")
+        return ns
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    tag = uuid.uuid4().hex[:6]
+    host, ctr = f"rnh-{tag}", f"rnc-{tag}"
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.77.0.53\nsearch lab.example\noptions ndots:2\n")
+    made = Lab(host, ctr, resolv, [])
+    sh("ip", "netns", "add", host)
+    try:
+        sh("ip", "netns", "add", ctr)
+        for args in (
+            ("link", "add", "br0", "type", "bridge"),
+            ("addr", "add", "10.77.0.1/24", "dev", "br0"),
+            ("addr", "add", "fd77::1/64", "dev", "br0", "nodad"),
+            ("link", "set", "br0", "up"),
+            ("link", "add", "vh0", "type", "veth", "peer", "name", "eth0", "netns", ctr),
+            ("link", "set", "vh0", "master", "br0", "up"),
+        ):
+            made.ip(host, *args)
+        for args in (
+            ("link", "set", "lo", "up"),
+            ("link", "set", "eth0", "up"),
+            ("addr", "add", "10.77.0.2/24", "dev", "eth0"),
+            ("addr", "add", "fd77::2/64", "dev", "eth0", "nodad"),
+            ("route", "add", "default", "via", "10.77.0.1"),
+            ("-6", "route", "add", "default", "via", "fd77::1"),
+            ("route", "add", "10.99.0.0/16", "via", "10.77.0.254"),
+        ):
+            made.ip(ctr, *args)
+        yield made
+    finally:
+        for ns in (*made.extra, ctr, host):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for ns in (*made.extra, ctr, host):
+            assert not os.path.exists(f"/run/netns/{ns}"), f"netns {ns} left behind"
+
+
+def eth0_mac(lab: Lab) -> str:
+    return json.loads(lab.ip(lab.ctr, "-j", "link", "show", "eth0"))[0]["address"]
+
+
+def test_read_facts_sees_what_the_engine_set_up(lab: Lab) -> None:
+    facts = read_facts(lab.path, str(lab.resolv))
+    (eth0,) = facts.interfaces  # lo is not a fact
+    assert eth0.name == "eth0"
+    assert eth0.mac == eth0_mac(lab)
+    assert eth0.mtu == 1500
+    assert eth0.ipv4 == (Address("10.77.0.2", 24),)
+    assert eth0.ipv6 == (Address("fd77::2", 64),)  # the link-local one is not a fact
+    assert set(eth0.routes) == {
+        Route("0.0.0.0", 0, "10.77.0.1", "eth0"),
+        Route("10.99.0.0", 16, "10.77.0.254", "eth0"),
+        Route("::", 0, "fd77::1", "eth0", metric=1024),
+    }
+    assert facts.dns.nameservers == ("10.77.0.53",)
+    assert facts.dns.search == ("lab.example",)
+
+
+def test_read_facts_sees_every_interface_and_host_prefixes(lab: Lab) -> None:
+    lab.ip(lab.ctr, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    lab.ip(lab.ctr, "link", "set", "net1", "mtu", "9000", "up")
+    lab.ip(lab.ctr, "addr", "add", "10.88.0.5/32", "dev", "net1")
+    lab.ip(lab.ctr, "addr", "add", "2001:db8::5/128", "dev", "net1", "nodad")
+    lab.ip(lab.ctr, "tuntap", "add", "othertap", "mode", "tap")  # not the container's network
+    facts = read_facts(lab.path)
+    names = [i.name for i in facts.interfaces]
+    assert names[0] == "eth0"  # the default route's interface is the guest's first device
+    assert sorted(names) == ["eth0", "net1", "net1p"]
+    net1 = next(i for i in facts.interfaces if i.name == "net1")
+    assert (net1.mtu, net1.ipv4, net1.ipv6) == (
+        9000,
+        (Address("10.88.0.5", 32),),
+        (Address("2001:db8::5", 128),),
+    )
+    assert facts.dns.nameservers == ()
+
+
+def test_wire_builds_taps_and_filters_then_unwire_restores_everything(lab: Lab) -> None:
+    from pyroute2 import IPRoute  # checked with pyroute2's own high-level API, not our client
+
+    before, facts = lab.state(), read_facts(lab.path)
+    wired = wire(lab.path, facts)
+    ((device, tap, mac, mtu, iface),) = wired.devices
+    assert (device, tap, mac, mtu, iface) == ("service0", "tapeth0", eth0_mac(lab), 1500, "eth0")
+    with IPRoute(netns=lab.path, flags=0) as ipr:
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        (tap_link,) = ipr.get_links(ifname="tapeth0")
+        info = dict(tap_link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")["attrs"])
+        assert tap_link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "tun"
+        assert (info["IFLA_TUN_TYPE"], info["IFLA_TUN_PI"], info["IFLA_TUN_PERSIST"]) == (2, 0, 1)
+        assert tap_link["flags"] & 1 and tap_link.get_attr("IFLA_MTU") == 1500
+        for src, dst in ((eth0, tap_link["index"]), (tap_link["index"], eth0)):
+            (mirred,) = [
+                f.get_nested("TCA_OPTIONS", "TCA_U32_ACT").get_attr("TCA_ACT_PRIO_1")
+                for f in ipr.get_filters(index=src, parent=0xFFFF0000)
+                if f.get_nested("TCA_OPTIONS", "TCA_U32_ACT")
+            ]
+            parms = mirred.get_nested("TCA_ACT_OPTIONS", "TCA_MIRRED_PARMS")
+            assert mirred.get_attr("TCA_ACT_KIND") == "mirred"
+            assert (parms["eaction"], parms["ifindex"]) == (1, dst)  # egress redirect to the other
+        assert ipr.get_addr(index=eth0) == ()  # no address left: the host stack stays silent
+        assert ipr.get_addr(index=tap_link["index"]) == ()  # not even a link-local on the tap
+    unwire(wired)
+    assert lab.state() == before
+    assert read_facts(lab.path) == facts
+    unwire(wired)  # a second unwire finds nothing to do
+    assert lab.state() == before
+
+
+def test_guest_on_the_tap_answers_the_host_and_the_host_stack_does_not(lab: Lab) -> None:
+    facts = read_facts(lab.path)
+    wired = wire(lab.path, facts)
+    try:
+        silent = lab.ping("10.77.0.2", count=1)
+        assert silent.returncode != 0, "the container's own stack answered in the guest's place"
+        (nic,) = wired.devices
+        with EchoGuest(lab.path, nic.tap, nic.mac, ["10.77.0.2", "fd77::2"]) as guest:
+            for addr in ("10.77.0.2", "fd77::2"):
+                proc = lab.ping(addr)
+                assert proc.returncode == 0, proc.stdout + proc.stderr
+                assert " 3 received" in proc.stdout
+            neighbours = lab.ip(lab.host, "neigh", "show", "10.77.0.2")
+            assert nic.mac in neighbours  # the network sees the container's MAC, nothing else
+            assert guest.answered >= 6
+    finally:
+        unwire(wired)
+
+
+def test_second_container_on_the_bridge_reaches_the_guest(lab: Lab) -> None:
+    other = lab.add_container("10.77.0.3/24")
+    wired = wire(lab.path, read_facts(lab.path))
+    try:
+        (nic,) = wired.devices
+        with EchoGuest(lab.path, nic.tap, nic.mac, ["10.77.0.2"]):
+            proc = lab.ping("10.77.0.2", ns=other)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        unwire(wired)
+
+
+def test_unwire_in_another_process_from_the_stored_json(lab: Lab, tmp_path: Path) -> None:
+    before = lab.state()
+    wired = wire(lab.path, read_facts(lab.path))
+    record = tmp_path / "wired.json"
+    record.write_text(json.dumps(wired.to_dict()))
+    code = "import json,sys; from runnc_py.net import unwire; unwire(json.load(open(sys.argv[1])))"
+    proc = subprocess.run([sys.executable, "-c", code, str(record)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert lab.state() == before
+
+
+def test_unwire_after_the_namespace_is_gone_is_a_no_op(lab: Lab) -> None:
+    wired = wire(lab.path, read_facts(lab.path))
+    sh("ip", "netns", "del", lab.ctr)
+    unwire(wired)
+
+
+def test_tap_name_clash_fails_cleanly(lab: Lab) -> None:
+    lab.ip(lab.ctr, "tuntap", "add", "tapeth0", "mode", "tap")  # a stale tap
+    before = lab.state()
+    with pytest.raises(RunncError, match="a device named tapeth0 already exists"):
+        wire(lab.path, read_facts(lab.path))
+    assert lab.state() == before
+
+
+def test_failure_on_a_later_interface_rolls_back_the_earlier_ones(lab: Lab) -> None:
+    lab.ip(lab.ctr, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    lab.ip(lab.ctr, "addr", "add", "10.88.0.5/24", "dev", "net1")
+    lab.ip(lab.ctr, "tuntap", "add", "tapnet1p", "mode", "tap")  # net1p's tap name is taken
+    before = lab.state()
+    facts = read_facts(lab.path)
+    assert [i.name for i in facts.interfaces] == ["eth0", "net1", "net1p"]
+    with pytest.raises(RunncError, match="tapnet1p already exists"):
+        wire(lab.path, facts)
+    assert lab.state() == before
+    assert read_facts(lab.path) == facts
+    assert "10.88.0.5/24" in lab.ip(lab.ctr, "addr", "show", "net1")
+
+
+def test_an_existing_ingress_qdisc_is_not_taken_over(lab: Lab) -> None:
+    sh("tc", "-n", lab.ctr, "qdisc", "add", "dev", "eth0", "ingress")
+    before = lab.state()
+    with pytest.raises(RunncError, match="eth0 already has an ingress qdisc"):
+        wire(lab.path, read_facts(lab.path))
+    assert lab.state() == before
+
+
+def test_more_interfaces_than_guest_devices_is_refused_before_any_change(lab: Lab) -> None:
+    lab.ip(lab.ctr, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    before = lab.state()
+    with pytest.raises(RunncError, match="3 interfaces but the guest has 1 network device"):
+        wire(lab.path, read_facts(lab.path), max_devices=1)
+    assert lab.state() == before
+
+
+def test_a_namespace_with_only_lo(lab: Lab) -> None:
+    lonely = lab.add_container("10.77.0.9/24")
+    lab.ip(lonely, "link", "del", "eth0")
+    facts = read_facts(f"/run/netns/{lonely}")
+    assert facts == NetworkFacts(interfaces=())
+    with pytest.raises(RunncError, match="no network interface"):
+        wire(f"/run/netns/{lonely}", facts)
+
+
+def test_a_missing_namespace_is_one_clear_error(lab: Lab) -> None:
+    missing = f"/run/netns/{lab.ctr}-missing"
+    with pytest.raises(RunncError) as err:
+        read_facts(missing)
+    assert (err.value.where, err.value.message) == (missing, "network namespace does not exist")
+    with pytest.raises(RunncError, match="network namespace does not exist"):
+        wire(missing, read_facts(lab.path))
+    assert not os.path.exists(missing)  # pyroute2's habit of creating it on open is avoided
+
+
+def test_net_facts_command_renders_the_guest_config(lab: Lab) -> None:
+    from tests.conftest import runnc_binary
+
+    proc = subprocess.run(
+        [
+            *runnc_binary(),
+            "net",
+            "facts",
+            "--netns",
+            lab.path,
+            "--resolv-conf",
+            str(lab.resolv),
+            "--config",
+            "lkl-json",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    facts = NetworkFacts.from_dict(out["facts"])
+    assert out["config"]["text"] == guest_config(facts, "lkl-json")
+    assert json.loads(out["config"]["text"])["route"] == "10.99.0.0/16=10.77.0.254"
