@@ -10,19 +10,26 @@ kernel answers). Rows:
   read_facts/wire   per call, warm (repeated in one process) and cold (first call in a fresh
                     process, what `create` pays); wire includes the netns hop and 2 dumps
   unwire            per call, warm (the kernel's tap deletion dominates)
-  ping rtt          host -> A through veth + tc + tap + Python guest, vs host -> B (veth only)
-The guest here is Python (tens of microseconds per packet); a unikernel answers faster, so the
-tap ratio is an upper bound for the plumbing.
+  ping rtt          host -> B (veth only, the kernel answers) vs host -> A through veth + tc +
+                    tap, answered by our `net` test unikernel (runnc-py exec, its command line
+                    rendered by the solo5-cmdline renderer) and by the Python stand-in guest;
+                    plus the same unikernel on a bare tap pinged from its own namespace (no veth,
+                    no bridge, no tc): the floor for any guest behind a tap, so the difference
+                    to it is what our tc plumbing costs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import select
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -91,6 +98,77 @@ def ping_rtt(host: str, addr: str, count: int) -> float:
     return float(avg.group(1)) * 1000
 
 
+def net_guest(out: Path) -> Path | None:
+    """Build our `net` test unikernel; None when this machine cannot (no gcc)."""
+    sys.path.insert(0, str(REPO))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("runnc_build", REPO / "build.py")
+    assert spec and spec.loader
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    try:
+        build.build_guests(out)
+    except (OSError, subprocess.CalledProcessError, SystemExit):
+        return None
+    path = out / "net.spt"
+    return path if path.exists() else None
+
+
+def bare_tap_rtt(guest: Path, tag: str, count: int) -> float:
+    """The unikernel on a tap that carries the pinging namespace's own address."""
+    ns = f"rbt-{tag}"
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "tuntap", "add", "tap0", "mode", "tap")
+        sh("ip", "-n", ns, "addr", "add", "10.67.0.1/24", "dev", "tap0")
+        sh("ip", "-n", ns, "link", "set", "tap0", "up")
+        mac, cmdline = "02:00:0a:43:00:02", "--ipv4=10.67.0.2/24"
+        return unikernel_rtt(ns, ns, guest, "tap0", mac, cmdline, "10.67.0.2", count)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def unikernel_rtt(
+    host: str, ns: str, guest: Path, tap: str, mac: str, cmdline: str, addr: str, count: int
+) -> float:
+    runnc = [sys.executable, "-m", "runnc_py.cli"]
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *runnc,
+            "exec",
+            "--mem",
+            "8",
+            "--net",
+            f"service0={tap}",
+            "--net-mac",
+            f"service0={mac}",
+            str(guest),
+            *cmdline.split(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b"net: ready" not in seen:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"net guest did not start: {seen.decode(errors='replace')}")
+            if select.select([proc.stdout], [], [], 0.1)[0]:
+                seen += os.read(proc.stdout.fileno(), 4096)
+        return ping_rtt(host, addr, count)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1e3:7.2f} ms  min {min(values) * 1e3:7.2f} ms"
 
@@ -104,9 +182,14 @@ def main() -> None:
 
     from runnc_py.net.echo_guest import EchoGuest
     from runnc_py.net.read import read_facts
+    from runnc_py.net.solo5 import render_solo5_cmdline
     from runnc_py.net.wiring import unwire, wire
 
-    host, a, b = build(uuid.uuid4().hex[:6])
+    guests = Path(tempfile.mkdtemp(prefix="runnc-bench-net-"))
+    guest = net_guest(guests)
+
+    tag = uuid.uuid4().hex[:6]
+    host, a, b = build(tag)
     path_a = f"/run/netns/{a}"
     try:
         cold = [
@@ -136,16 +219,30 @@ def main() -> None:
 
         facts = read_facts(path_a)
         wired = wire(path_a, facts)
+        uni_rtt = bare_rtt = None
         try:
             nic = wired.devices[0]
-            with EchoGuest(path_a, nic.tap, nic.mac, [a.ipv4[0].addr for a in facts.interfaces]):
-                tap_rtt = ping_rtt(host, "10.66.0.2", args.pings)
             veth_rtt = ping_rtt(host, "10.66.0.3", args.pings)
+            if guest is not None:
+                uni_rtt = unikernel_rtt(
+                    host,
+                    a,
+                    guest,
+                    nic.tap,
+                    nic.mac,
+                    render_solo5_cmdline(facts),
+                    "10.66.0.2",
+                    args.pings,
+                )
+                bare_rtt = bare_tap_rtt(guest, tag, args.pings)
+            with EchoGuest(path_a, nic.tap, nic.mac, ["10.66.0.2"]):
+                py_rtt = ping_rtt(host, "10.66.0.2", args.pings)
         finally:
             unwire(wired)
     finally:
         for ns in (a, b, host):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(guests, ignore_errors=True)
 
     both_warm = [r + w for r, w in zip(reads, wires, strict=True)]
     both_cold = [c["read"] + c["wire"] for c in cold]
@@ -160,7 +257,15 @@ def main() -> None:
     print(f"  unwire warm           {ms(unwires)}")
     print(f"ping rtt ({args.pings} pings, 2 ms apart)")
     print(f"  plain veth            {veth_rtt:7.1f} us")
-    print(f"  veth+tc+tap+guest     {tap_rtt:7.1f} us   ratio {tap_rtt / veth_rtt:.2f}x veth")
+    if uni_rtt is None or bare_rtt is None:
+        print("  net unikernel rows    skipped (could not build the test guests)")
+    else:
+        print(
+            f"  wired + net unikernel {uni_rtt:7.1f} us   {uni_rtt / veth_rtt:.2f}x veth"
+            f"   {uni_rtt / bare_rtt:.2f}x bare tap"
+        )
+        print(f"  bare tap + unikernel  {bare_rtt:7.1f} us   {bare_rtt / veth_rtt:.2f}x veth")
+    print(f"  tap + Python guest    {py_rtt:7.1f} us   {py_rtt / veth_rtt:.2f}x veth")
 
 
 if __name__ == "__main__":

@@ -108,9 +108,9 @@ def check_image(image: UnikernelImage) -> None:
 def check_hvt(req: LaunchRequest) -> UnikernelImage:
     """Validate REQ for the hvt monitor without opening devices; returns the image."""
     from runnc_py.monitor.launch import check_devices, guest_cmdline
-    from runnc_py.unikernel.elf import load_unikernel
+    from runnc_py.unikernel.cache import load_unikernel_cached
 
-    image = load_unikernel(req.unikernel)
+    image = load_unikernel_cached(req.unikernel)
     check_image(image)
     hvt_memory_size(image, req.mem_mb)
     guest_cmdline(req.args)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
-from runnc_py.unikernel.elf import Target, load_unikernel
+from runnc_py.unikernel.cache import load_unikernel_cached
+from runnc_py.unikernel.elf import Target
 
 if TYPE_CHECKING:
     from runnc_py.monitor.hvt import PreparedHvt
@@ -175,7 +176,7 @@ def check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
 def check(req: LaunchRequest) -> UnikernelImage:
     """Validate the request without opening devices; returns the validated image."""
 
-    image = load_unikernel(req.unikernel)
+    image = load_unikernel_cached(req.unikernel)
     if select_monitor(req.monitor, image) == "hvt":
         from runnc_py.monitor.hvt import hvt_memory_size
 

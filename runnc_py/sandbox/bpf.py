@@ -8,20 +8,19 @@ are cached by content: key = sha256 of the rules' semantics (not their `why`), t
 action, libseccomp's version and the architecture; a hit reads one small file and never
 imports pyseccomp.
 
-Cache location: `$RUNNC_PY_CACHE/bpf`, else `/var/lib/runnc-py/bpf` for root, else
-`$XDG_CACHE_HOME/runnc-py/bpf` (`~/.cache/runnc-py/bpf`). A cached program is a security
-boundary, so a file is used only when the directory and the file belong to us and are not
-writable by others, and its trailing sha256 matches; anything else means "compile again".
+Cache location: `bpf/` under runnc_py.cachedir's root. A cached program is a security
+boundary: besides cachedir's ownership checks, its trailing sha256 must match; anything else
+means "compile again".
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from runnc_py import cachedir
 from runnc_py.errors import RunncError
 from runnc_py.sandbox import libseccomp
 from runnc_py.sandbox.policy import ACTION_ALLOW, ACTIONS, ResolvedRule, action_value
@@ -39,13 +38,7 @@ def compile_count() -> int:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("RUNNC_PY_CACHE")
-    if env:
-        return Path(env) / "bpf"
-    if os.geteuid() == 0:
-        return Path("/var/lib/runnc-py/bpf")
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runnc-py" / "bpf"
+    return cachedir.cache_dir("bpf")
 
 
 def cache_key(rules: Sequence[ResolvedRule], default_action: str) -> str:
@@ -132,26 +125,10 @@ def _compile(rules: Sequence[ResolvedRule], action: int) -> bytes:
     return program
 
 
-def _trusted(st: os.stat_result) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
 def _read_cached(path: Path) -> bytes | None:
-    try:
-        if not _trusted(os.stat(path.parent)):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    data = cachedir.read_trusted(path, BPF_MAXINSNS * INSN_SIZE + _DIGEST)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if not _trusted(st) or st.st_size > BPF_MAXINSNS * INSN_SIZE + _DIGEST:
-            return None
-        data = os.read(fd, st.st_size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     program, digest = data[:-_DIGEST], data[-_DIGEST:]
     if not program or len(program) % INSN_SIZE or hashlib.sha256(program).digest() != digest:
         return None  # torn or tampered: recompile and replace it
@@ -159,16 +136,4 @@ def _read_cached(path: Path) -> bytes | None:
 
 
 def _store(path: Path, program: bytes) -> None:
-    """Best effort: a cache that cannot be written only costs the next boot a compile."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, program + hashlib.sha256(program).digest())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never a part
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    cachedir.write_atomic(path, program + hashlib.sha256(program).digest())

@@ -90,7 +90,9 @@ class Runtime:
         self.ids.append(cid)
         return cid
 
-    def __call__(self, *args: str, timeout: float = 30, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = 30, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*self.base, *args], capture_output=True, text=True, timeout=timeout, **kw
         )
@@ -263,7 +265,9 @@ def test_create_start_wait_delete(rt: Runtime) -> None:
         ("seccomp.spt", (), 159),
     ],
 )
-def test_exit_status_propagates(rt: Runtime, guest: str, args: tuple[str, ...], expected: int) -> None:
+def test_exit_status_propagates(
+    rt: Runtime, guest: str, args: tuple[str, ...], expected: int
+) -> None:
     cid = rt.new_id()
     pid, _ = rt.created(cid, rt.bundle(guest, args))
     assert rt("start", cid).returncode == 0
@@ -287,7 +291,16 @@ def test_run_detach(rt: Runtime) -> None:
     bundle = rt.bundle("time.spt", ("sleep=30",))
     with open(rt.tmp / "run.out", "w") as out:
         done = subprocess.run(
-            [*rt.base, "run", "--detach", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
+            [
+                *rt.base,
+                "run",
+                "--detach",
+                "--bundle",
+                str(bundle),
+                "--pid-file",
+                str(pid_file),
+                cid,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=30,
@@ -382,7 +395,10 @@ def test_refusals(rt: Runtime) -> None:
         (lambda c: c["process"].update(args=["/missing.spt"]), "not found"),
         (lambda c: c["process"].update(args=["/../../etc/passwd.spt"]), "not found"),
         (lambda c: c["annotations"].update({"org.runnc-py.mem": "lots"}), "org.runnc-py.mem"),
-        (lambda c: c["annotations"].update({"org.runnc-py.bogus": "1"}), "unknown runnc-py annotation"),
+        (
+            lambda c: c["annotations"].update({"org.runnc-py.bogus": "1"}),
+            "unknown runnc-py annotation",
+        ),
         (lambda c: c["linux"]["resources"].update(memory={"limit": 4 * MIB}), "memory.limit"),
         (lambda c: c["linux"].update(namespaces=[{"type": "user"}]), "user namespaces"),
         (lambda c: c["process"].update(user={"uid": -1}), "process.user.uid"),
@@ -443,27 +459,41 @@ def test_corrupt_and_foreign_state_dirs(rt: Runtime) -> None:
 # ---------------------------------------------------------------------------- hooks
 
 HOOK_SCRIPT = (
-    'n=$(ls "$2" | wc -l); '
-    '{ cat; echo; readlink /proc/self/ns/net; } > "$2/$(printf %02d "$n")-$1"'
+    'n=$(ls "$2" | wc -l); { cat; echo; readlink /proc/self/ns/net; } > "$2/$(printf %02d "$n")-$1"'
 )
 
 
 def recording_hook(kind: str, directory: Path, **extra: Any) -> dict[str, Any]:
-    return {"path": "/bin/sh", "args": ["sh", "-c", HOOK_SCRIPT, "hook", kind, str(directory)], **extra}
+    return {
+        "path": "/bin/sh",
+        "args": ["sh", "-c", HOOK_SCRIPT, "hook", kind, str(directory)],
+        **extra,
+    }
 
 
 def test_hooks_order_and_state(rt: Runtime) -> None:
     cid = rt.new_id()
     record = rt.tmp / "hooks"
     record.mkdir()
-    kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+    kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
     bundle = rt.bundle(
         "hello.spt",
         annotations={"com.example.note": "x"},
         hooks={kind: [recording_hook(kind, record)] for kind in kinds},
     )
     pid, out = rt.created(cid, bundle)
-    assert sorted(p.name for p in record.iterdir()) == ["00-prestart", "01-createRuntime", "02-createContainer"]
+    assert sorted(p.name for p in record.iterdir()) == [
+        "00-prestart",
+        "01-createRuntime",
+        "02-createContainer",
+    ]
     assert rt("start", cid).returncode == 0
     # start returns after startContainer and poststart ran
     assert sorted(p.name for p in record.iterdir())[3:] == ["03-startContainer", "04-poststart"]
@@ -499,7 +529,9 @@ def test_hooks_order_and_state(rt: Runtime) -> None:
 def test_failing_hook_aborts_create(rt: Runtime, kind: str) -> None:
     cid = rt.new_id()
     hook = {"path": "/bin/sh", "args": ["sh", "-c", "echo boom from hook >&2; exit 7"]}
-    done, out = rt.create(cid, rt.bundle("hello.spt", hooks={kind: [hook]}), "--pid-file", str(rt.tmp / "p"))
+    done, out = rt.create(
+        cid, rt.bundle("hello.spt", hooks={kind: [hook]}), "--pid-file", str(rt.tmp / "p")
+    )
     assert done.returncode != 0
     message = last_error(rt)
     assert f"{kind} hook /bin/sh: exited with status 7" in message
@@ -524,8 +556,14 @@ def test_hook_timeout(rt: Runtime) -> None:
 def test_hook_env_and_args(rt: Runtime) -> None:
     cid = rt.new_id()
     dump = rt.tmp / "env"
-    script = f'tr "\\0" " " < /proc/$$/cmdline > {dump}; echo "$FOO" >> {dump}; env | wc -l >> {dump}'
-    hook = {"path": "/bin/sh", "args": ["custom-argv0", "-c", script, "zero", "arg1"], "env": ["FOO=bar"]}
+    script = (
+        f'tr "\\0" " " < /proc/$$/cmdline > {dump}; echo "$FOO" >> {dump}; env | wc -l >> {dump}'
+    )
+    hook = {
+        "path": "/bin/sh",
+        "args": ["custom-argv0", "-c", script, "zero", "arg1"],
+        "env": ["FOO=bar"],
+    }
     pid, _ = rt.created(cid, rt.bundle("hello.spt", hooks={"createRuntime": [hook]}))
     lines = dump.read_text().split("\n")
     assert lines[0] == f"custom-argv0 -c {script} zero arg1 bar"  # argv as given, FOO from env
@@ -693,7 +731,9 @@ def test_pause_resume_ps_list_update(rt: Runtime) -> None:
 
     done = rt("update", "--resources", "-", cid, input=json.dumps({"pids": {"limit": 7}}))
     assert done.returncode == 0, done.stderr
-    pids_files = [d / "pids.max" for d in cgroup_dirs(f"/runnc-py/{cid}") if (d / "pids.max").exists()]
+    pids_files = [
+        d / "pids.max" for d in cgroup_dirs(f"/runnc-py/{cid}") if (d / "pids.max").exists()
+    ]
     assert [f.read_text().strip() for f in pids_files] == ["7"]
     done = rt("update", "--memory", str(200 * MIB), cid)
     assert done.returncode == 0, done.stderr
@@ -748,7 +788,10 @@ def test_kill_9_during_create_then_delete_force(rt: Runtime) -> None:
     cid = rt.new_id()
     marker = rt.tmp / "hook.pid"
     # A prestart hook that parks create half-way: cgroup made, init forked and waiting.
-    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 60"]}
+    hook = {
+        "path": "/bin/sh",
+        "args": ["sh", "-c", f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 60"],
+    }
     bundle = rt.bundle("hello.spt", hooks={"prestart": [hook]})
     with open(rt.tmp / "create.out", "w") as out:
         create = subprocess.Popen(
@@ -806,7 +849,9 @@ def test_delegate_runs_plain_bundles_with_runc(rt: Runtime, tmp_path: Path) -> N
     static = tmp_path / "static"
     src = tmp_path / "exit5.c"
     src.write_text("int main(void) { return 5; }\n")
-    built = subprocess.run(["gcc", "-static", "-O2", "-o", str(static), str(src)], capture_output=True)
+    built = subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(static), str(src)], capture_output=True
+    )
     if built.returncode != 0:
         pytest.skip(f"cannot link a static binary: {built.stderr.decode()[-200:]}")
     cid = rt.new_id()
@@ -832,7 +877,10 @@ def test_delegate_runs_plain_bundles_with_runc(rt: Runtime, tmp_path: Path) -> N
         assert not (rt.root / ".delegate" / cid).exists()
     finally:
         rt.base = base
-        subprocess.run([runc, "--root", str(rt.root / ".delegate"), "delete", "--force", cid], capture_output=True)
+        subprocess.run(
+            [runc, "--root", str(rt.root / ".delegate"), "delete", "--force", cid],
+            capture_output=True,
+        )
 
 
 def test_features_and_spec(rt: Runtime) -> None:

@@ -1,0 +1,70 @@
+"""Where runnc-py keeps work it can reuse, and how it reads and writes it safely.
+
+One root for every cache: `$RUNNC_PY_CACHE`, else `/var/lib/runnc-py` for root, else
+`$XDG_CACHE_HOME/runnc-py` (`~/.cache/runnc-py`); each kind of entry has its own directory
+below it (`bpf/`, `images/`, `rootfs/`). Cached data decides what a guest may do, so a file is
+used only when it and its directory belong to us and nobody else can write them; entries are
+written to a temporary name and renamed, so a reader never sees part of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+CACHE_ENV = "RUNNC_PY_CACHE"
+
+
+def cache_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/runnc-py")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "runnc-py"
+
+
+def cache_dir(kind: str) -> Path:
+    return cache_root() / kind
+
+
+def trusted(st: os.stat_result) -> bool:
+    """Ours and not writable by group or others."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def read_trusted(path: Path, max_size: int) -> bytes | None:
+    """The file's bytes if it is a trusted regular file of at most MAX_SIZE bytes, else None."""
+    try:
+        if not trusted(os.stat(path.parent)):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not trusted(st) or st.st_size > max_size:
+            return None
+        return os.read(fd, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Best effort: a cache that cannot be written only costs the next run the work again."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never a part
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

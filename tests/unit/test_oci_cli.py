@@ -1,0 +1,92 @@
+"""The CLI's click-free fast path: which command lines it takes, and that it stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from runnc_py.cli import Globals, _fast_path, globals_from, split_globals
+
+
+@pytest.mark.parametrize(
+    ("argv", "opts", "at"),
+    [
+        (["state", "x"], {}, 0),
+        (["--root", "/r", "--log", "l", "--log-format", "json", "kill", "x"],
+         {"--root": "/r", "--log": "l", "--log-format": "json"}, 6),
+        (["--root=/r", "--debug", "--systemd-cgroup", "start", "x"],
+         {"--root": "/r", "--debug": True, "--systemd-cgroup": True}, 3),
+        (["--delegate", "/usr/sbin/runc", "delete", "x"], {"--delegate": "/usr/sbin/runc"}, 2),
+    ],
+)  # fmt: skip
+def test_split_globals(argv: list[str], opts: dict[str, object], at: int) -> None:
+    assert split_globals(argv) == (opts, at)
+
+
+@pytest.mark.parametrize("argv", [["--root"], ["--help"], ["-v"], ["--bogus", "state", "x"], []])
+def test_split_globals_gives_up(argv: list[str]) -> None:
+    assert split_globals(argv) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state", "x"],
+        ["kill", "x"],
+        ["kill", "x", "KILL"],
+        ["kill", "--all", "x", "9"],
+        ["kill", "-a", "x"],
+        ["start", "x"],
+        ["delete", "x"],
+        ["delete", "--force", "x"],
+        ["--root", "/r", "delete", "-f", "x"],
+    ],
+)
+def test_fast_path_taken(argv: list[str]) -> None:
+    assert _fast_path(argv) is not None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state"],
+        ["state", "x", "y"],
+        ["state", "--help"],
+        ["kill", "x", "9", "extra"],
+        ["delete", "--bogus", "x"],
+        ["create", "--bundle", "b", "x"],
+        ["list"],
+        ["--log-format", "xml", "state", "x"],
+    ],
+)
+def test_fast_path_declined(argv: list[str]) -> None:
+    assert _fast_path(argv) is None
+
+
+def test_globals_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNNC_PY_DELEGATE", "/usr/bin/crun")
+    g = globals_from(
+        {"--root": "/r", "--log": "l", "--debug": True}, ["--root", "/r", "state", "x"]
+    )
+    assert isinstance(g, Globals)
+    assert (g.root, g.log.path, g.log.fmt, g.log.debug) == ("/r", "l", "text", True)
+    assert g.delegate == "/usr/bin/crun" and g.argv == ["--root", "/r", "state", "x"]
+    assert globals_from({"--delegate": "/x"}, []).delegate == "/x"
+
+
+def test_hot_verbs_import_no_heavy_modules() -> None:
+    """state/kill/start/delete must not pay for click, dataclasses, pyelftools, pyseccomp..."""
+    code = (
+        "import sys\n"
+        "from runnc_py.cli import _fast_path\n"
+        "from runnc_py.oci import lifecycle, signals\n"
+        "heavy = ['click', 'dataclasses', 'elftools', 'seccomp', 'pyroute2', 'prctl', 'subprocess',"
+        " 'runnc_py.oci.cgroups', 'runnc_py.monitor.launch', 'runnc_py.oci.spec']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
