@@ -36,6 +36,8 @@ APT_PACKAGES = {
     "hyperfine": "hyperfine",
     "debugfs": "e2fsprogs",
     "tar": "tar",
+    "zstd": "zstd",  # zstd-compressed image layers (rootfs)
+    "mkfs.xfs": "xfsprogs",  # rootfs reflink copies are tested on a loop-mounted XFS
 }
 APT_LIBS = {
     "/usr/include/seccomp.h": "libseccomp-dev",  # pyseccomp loads libseccomp.so
@@ -237,8 +239,19 @@ def setup() -> None:
     _apt_install()
     # compat mode: a plain path entry in a .pth instead of setuptools' import-hook finder,
     # which costs milliseconds at every interpreter start (runnc-py is on Docker's hot path).
-    _run([sys.executable, "-m", "pip", "install", "-q", "--config-settings",
-          "editable_mode=compat", "-e", f"{HERE}[test]"])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--config-settings",
+            "editable_mode=compat",
+            "-e",
+            f"{HERE}[test]",
+        ]
+    )
     # Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every
     # call would otherwise recompile the package from source.
     _run([sys.executable, "-m", "compileall", "-q", str(HERE / "runnc_py")])

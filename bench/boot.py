@@ -43,8 +43,12 @@ int main(int argc, char **argv) {
 
 def timed_spawn(argv: list[str]) -> float:
     start = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-        (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+    pid = os.posix_spawn(
+        argv[0],
+        argv,
+        os.environ,
+        file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)],
+    )
     _, status = os.waitpid(pid, 0)
     elapsed = (time.perf_counter_ns() - start) / 1e6
     if os.waitstatus_to_exitcode(status) != 0:
@@ -173,12 +177,18 @@ def main() -> None:
         guest_range = (0x10000, 8 << 20)
         rss = [
             ("static C (sleep)", overhead_rss_kb([str(static), "sleep"], None)),
-            ("runnc-py exec", overhead_rss_kb(
-                [runnc, "exec", "--mem=8", str(sleeper), "sleep=5"], guest_range)),
+            (
+                "runnc-py exec",
+                overhead_rss_kb([runnc, "exec", "--mem=8", str(sleeper), "sleep=5"], guest_range),
+            ),
         ]
         if solo5:
-            rss.append(("solo5-spt", overhead_rss_kb(
-                [solo5, "--mem=8", str(sleeper), "sleep=5"], guest_range)))
+            rss.append(
+                (
+                    "solo5-spt",
+                    overhead_rss_kb([solo5, "--mem=8", str(sleeper), "sleep=5"], guest_range),
+                )
+            )
         print("\nRSS of a running guest (kB)")
         print(f"{'':18}{'total':>8}{'host overhead':>15}")
         for name, (total, overhead) in rss:

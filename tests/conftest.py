@@ -78,7 +78,9 @@ def runnc() -> RunCli:
     """Run the real `runnc-py` CLI: runnc("exec", path, timeout=10) -> CompletedProcess."""
     base = runnc_binary()
 
-    def run(*args: str, timeout: float = 30, check: bool = False, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    def run(
+        *args: str, timeout: float = 30, check: bool = False, **kwargs
+    ) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
         return subprocess.run(
             [*base, *map(str, args)],
             capture_output=True,

@@ -10,9 +10,29 @@ from runnc_py.errors import RunncError
 
 # runc's `exec` flags: their presence means an engine is asking to exec into a container.
 _RUNC_EXEC_FLAGS = {
-    "--process", "-p", "--detach", "-d", "--pid-file", "--tty", "-t", "--console-socket",
-    "--cwd", "--env", "-e", "--user", "-u", "--cap", "-c", "--no-new-privs", "--apparmor",
-    "--process-label", "--preserve-fds", "--ignore-paused", "--cgroup", "--additional-gids", "-g",
+    "--process",
+    "-p",
+    "--detach",
+    "-d",
+    "--pid-file",
+    "--tty",
+    "-t",
+    "--console-socket",
+    "--cwd",
+    "--env",
+    "-e",
+    "--user",
+    "-u",
+    "--cap",
+    "-c",
+    "--no-new-privs",
+    "--apparmor",
+    "--process-label",
+    "--preserve-fds",
+    "--ignore-paused",
+    "--cgroup",
+    "--additional-gids",
+    "-g",
 }
 
 
@@ -52,4 +72,8 @@ def exec_(ctx: click.Context, argv: tuple[str, ...]) -> None:
     if parsed.help:
         click.echo(USAGE, nl=False)
         return
+    if parsed.net_auto:
+        from runnc_py.monitor.netauto import exec_with_auto_network
+
+        exec_with_auto_network(parsed.request(), parsed.net_config)
     launch(parsed.request())

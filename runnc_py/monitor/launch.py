@@ -224,7 +224,10 @@ class GuestDevices:
             *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in self.nets),
             *(
                 DeviceFacts(
-                    kind="block", name=b.name, hostfd=b.fd, capacity=b.capacity,
+                    kind="block",
+                    name=b.name,
+                    hostfd=b.fd,
+                    capacity=b.capacity,
                     block_size=b.block_size,
                 )
                 for b in self.blocks

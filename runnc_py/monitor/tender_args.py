@@ -28,12 +28,26 @@ Options (solo5-spt's spelling --opt:NAME=VALUE and --opt=VALUE is accepted too):
   --policy FILE                seccomp policy file (default: the shipped spt policy)
   --monitor auto|spt|hvt       which monitor runs the unikernel (default auto)
   --x-exec-heap                make guest memory executable (needed by some LKL images)
+  --net-auto                   hand this network namespace's interfaces to the guest's net
+                               devices (taps + tc redirect; undone when the guest exits)
+  --net-config KIND            how --net-auto tells the guest its addresses: solo5-cmdline
+                               (default), lkl-json, lkl-json-upstream, rumprun-json, none
   -h, --help                   show this message
 """
 
-_KEYED = {"--net": "nets", "--net-mac": "net_macs", "--block": "blocks",
-          "--block-sector-size": "block_sector_sizes"}
-_VALUED = {"--mem", "--policy", "--monitor"}
+# option -> ExecArgs attribute
+_KEYED = {
+    "--net": "nets",
+    "--net-mac": "net_macs",
+    "--block": "blocks",
+    "--block-sector-size": "block_sector_sizes",
+}
+_VALUED = {
+    "--mem": "mem",
+    "--policy": "policy",
+    "--monitor": "monitor",
+    "--net-config": "net_config",
+}
 _FLAGS = {"--x-exec-heap": "x_exec_heap", "--net-auto": "net_auto"}
 
 
@@ -50,6 +64,7 @@ class ExecArgs:
     block_sector_sizes: dict[str, str] = field(default_factory=dict)
     x_exec_heap: bool = False
     net_auto: bool = False
+    net_config: str = "solo5-cmdline"
     help: bool = False
 
     def request(self) -> LaunchRequest:
@@ -120,7 +135,7 @@ def parse_exec_args(argv: list[str]) -> ExecArgs:
                 name, val = _split_keyed(flag, value)
                 getattr(out, _KEYED[flag])[name] = val
             else:
-                setattr(out, flag[2:], value)
+                setattr(out, _VALUED[flag], value)
             continue
         raise RunncError(f"unknown option {arg!r} (see runnc-py exec --help)", where="exec")
     if i >= len(argv):

@@ -143,7 +143,7 @@ class NetworkFacts:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "facts") -> NetworkFacts:
+    def from_dict(cls, data: Any, where: str = "facts") -> NetworkFacts:
         """Validate and load what `to_dict` wrote; any defect is a RunncError naming the field."""
         if not isinstance(data, Mapping):
             raise RunncError("expected a JSON object", where=where)

@@ -13,7 +13,8 @@ guest gets anyway) and main-table routes that the kernel did not derive from an 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+import struct
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from pyroute2.netlink.rtnl import RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE
@@ -62,7 +63,7 @@ def read_facts(netns: str | None = None, resolv_conf: str | None = None) -> Netw
     def job() -> NetworkFacts:
         with Rtnl() as rtnl:
             links = dump_links(rtnl)
-            addresses = dump_addresses(rtnl)
+            addresses = dump_addresses(rtnl, {link.index for link in links})
             routes = dump_routes(rtnl, {link.index: link.name for link in links})
         return build_facts(links, addresses, routes, dns)
 
@@ -108,9 +109,21 @@ def build_facts(
     return NetworkFacts(interfaces=tuple(sorted(interfaces, key=rank)), dns=dns)
 
 
+def _ethernet_not_loopback(data: bytes, offset: int) -> bool:
+    # struct ifinfomsg after the 16-byte header: family u8, pad u8, type u16, index i32, flags u32
+    ifi_type, _index, flags = struct.unpack_from("=HiI", data, offset + 18)
+    return bool(ifi_type == ARPHRD_ETHER and not flags & IFF_LOOPBACK)
+
+
+def _main_table_unicast(data: bytes, offset: int) -> bool:
+    # struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type (all u8)
+    table, proto, _scope, kind = struct.unpack_from("=BBBB", data, offset + 20)
+    return bool(table == RT_TABLE_MAIN and kind == RTN_UNICAST and proto != RTPROT_KERNEL)
+
+
 def dump_links(rtnl: Rtnl) -> list[Link]:
     links = []
-    for msg in rtnl.dump(ifinfmsg(), RTM_GETLINK):
+    for msg in rtnl.dump(ifinfmsg(), RTM_GETLINK, keep=_ethernet_not_loopback):
         if msg["ifi_type"] != ARPHRD_ETHER or msg["flags"] & IFF_LOOPBACK:
             continue
         if msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "tun":
@@ -126,10 +139,19 @@ def dump_links(rtnl: Rtnl) -> list[Link]:
     return links
 
 
-def dump_addresses(rtnl: Rtnl) -> dict[int, list[AddressRecord]]:
-    """Every address of every interface (all scopes), by ifindex, in kernel order."""
+def dump_addresses(
+    rtnl: Rtnl, indexes: Container[int] | None = None
+) -> dict[int, list[AddressRecord]]:
+    """Every address (all scopes) of the interfaces `indexes` (default: all), by ifindex, in
+    kernel order."""
+
+    def wanted(data: bytes, offset: int) -> bool:
+        # struct ifaddrmsg: family u8, prefixlen u8, flags u8, scope u8, index u32
+        (index,) = struct.unpack_from("=I", data, offset + 20)
+        return indexes is None or index in indexes
+
     result: dict[int, list[AddressRecord]] = {}
-    for msg in rtnl.dump(ifaddrmsg(), RTM_GETADDR):
+    for msg in rtnl.dump(ifaddrmsg(), RTM_GETADDR, keep=wanted):
         family = msg["family"]
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
@@ -157,10 +179,8 @@ def dump_routes(rtnl: Rtnl, names: dict[int, str]) -> dict[int, list[Route]]:
     result: dict[int, list[Route]] = {}
     request = rtmsg()
     request["family"] = socket.AF_UNSPEC  # both families (pyroute2 defaults to AF_INET)
-    for msg in rtnl.dump(request, RTM_GETROUTE):
-        table = msg.get_attr("RTA_TABLE") or msg["table"]
-        if table != RT_TABLE_MAIN or msg["type"] != RTN_UNICAST or msg["proto"] == RTPROT_KERNEL:
-            continue
+    # The main table has id 254, which fits rtm_table: tables above 255 never match here.
+    for msg in rtnl.dump(request, RTM_GETROUTE, keep=_main_table_unicast):
         oif = msg.get_attr("RTA_OIF")
         if oif not in names or msg.get_attr("RTA_MULTIPATH") is not None:
             continue

@@ -53,6 +53,8 @@ from runnc_py.net.wired import AddressRecord, GuestNic, IfaceUndo, WiredNetwork
 
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
+TUNSETOWNER = 0x400454CC
+TUNSETGROUP = 0x400454CE
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_TUN_EXCL = 0x8000  # fail with EBUSY when the name is taken, instead of attaching to it
@@ -70,12 +72,19 @@ _GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH}
 
 
 def wire(
-    netns: str | None, facts: NetworkFacts, *, max_devices: int = SOLO5_MAX_DEVICES
+    netns: str | None,
+    facts: NetworkFacts,
+    *,
+    max_devices: int = SOLO5_MAX_DEVICES,
+    owner: int | None = None,
+    group: int | None = None,
 ) -> WiredNetwork:
     """Give every interface in `facts` a tap joined to it; return the guest devices + undo log.
 
-    `max_devices` is how many network devices the guest has (its manifest). On failure nothing
-    is left behind and a RunncError says what went wrong where.
+    `max_devices` is how many network devices the guest has (its manifest). `owner`/`group`
+    (uid/gid) restrict who may attach to the taps without CAP_NET_ADMIN (a persistent tap with
+    neither is open to anyone who can reach it): pass the container's user. On failure nothing
+    is left behind and a RunncError says what went wrong.
     """
     where = netns or "network namespace"
     if not facts.interfaces:
@@ -90,7 +99,7 @@ def wire(
         ns_id = netns_id(nsfd)
         journal = _Journal(netns=netns, netns_id=ns_id)
         try:
-            run_in_netns(netns, lambda: _wire_all(facts, journal, where), fd=nsfd)
+            run_in_netns(netns, lambda: _wire_all(facts, journal, where, (owner, group)), fd=nsfd)
         except BaseException as exc:
             try:
                 run_in_netns(netns, lambda: _undo_all(journal.record()), fd=nsfd)
@@ -150,12 +159,14 @@ class _Journal:
         return WiredNetwork(self.netns, self.netns_id, tuple(self.devices), tuple(self.undo))
 
 
-def _wire_all(facts: NetworkFacts, journal: _Journal, where: str) -> None:
+def _wire_all(
+    facts: NetworkFacts, journal: _Journal, where: str, owner: tuple[int | None, int | None]
+) -> None:
     with Rtnl() as rtnl:
         # One snapshot of what is there now (facts may be a moment old), taken before we touch
         # anything: these are the addresses and routes to put back.
         indexes = {i.name: _ifindex(i.name, where) for i in facts.interfaces}
-        addresses = dump_addresses(rtnl)
+        addresses = dump_addresses(rtnl, set(indexes.values()))
         routes = dump_routes(rtnl, {v: k for k, v in indexes.items()})
         for n, iface in enumerate(facts.interfaces):
             index = indexes[iface.name]
@@ -165,7 +176,7 @@ def _wire_all(facts: NetworkFacts, journal: _Journal, where: str) -> None:
             def done(**changes: Any) -> None:
                 journal.undo[-1] = replace(journal.undo[-1], **changes)
 
-            _create_tap(tap, where)
+            _create_tap(tap, where, *owner)
             done(tap=tap)
             tap_index = _ifindex(tap, where)
             _call(
@@ -260,7 +271,7 @@ def _undo_one(rtnl: Rtnl, undo: IfaceUndo) -> list[str]:
     return failures
 
 
-def _create_tap(name: str, where: str) -> None:
+def _create_tap(name: str, where: str, uid: int | None = None, gid: int | None = None) -> None:
     """A persistent tap named `name` in the calling thread's namespace; refuse a taken name."""
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -271,6 +282,10 @@ def _create_tap(name: str, where: str) -> None:
             if exc.errno == errno.EBUSY:
                 raise RunncError(f"a device named {name} already exists", where=where) from None
             raise RunncError(f"creating tap {name}: {exc.strerror}", where=where) from None
+        if uid is not None:
+            fcntl.ioctl(fd, TUNSETOWNER, uid)
+        if gid is not None:
+            fcntl.ioctl(fd, TUNSETGROUP, gid)
         fcntl.ioctl(fd, TUNSETPERSIST, 1)  # outlive this fd; the launcher opens it by name
     finally:
         os.close(fd)

@@ -503,7 +503,22 @@ def update(g: Globals, container_id: str, resources: Mapping[str, Any]) -> None:
         cgroup = _cgroup(state)
         if cgroup is None:
             raise RunncError("container has no cgroup", where=container_id)
-        cgroup.update(resources, where="--resources")
+        cgroup.update(changed_resources(resources), where="--resources")
+
+
+def changed_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """`update`'s input without the fields it leaves alone. Engines send every field, with
+    0 (or "") for "unchanged" (`docker update --memory` sends reservation 0, cpu shares 0,
+    pids 0): runc's rule, and none of those zeros would be a valid limit anyway. Pure."""
+    out: dict[str, Any] = {}
+    for section, values in resources.items():
+        if isinstance(values, dict):
+            kept = {k: v for k, v in values.items() if v not in (0, "", None) or v is False}
+            if kept:
+                out[section] = kept
+        elif values not in (0, "", None):
+            out[section] = values
+    return out
 
 
 # ---------------------------------------------------------------------------- run

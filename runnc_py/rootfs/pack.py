@@ -40,7 +40,8 @@ def compress(data: bytes, how: str) -> bytes:
     if how == "gzip":
         return gzip.compress(data, compresslevel=1, mtime=0)
     if how == "zstd":
-        return subprocess.run(["zstd", "-q", "-c", "-1"], input=data, capture_output=True, check=True).stdout
+        argv = ["zstd", "-q", "-c", "-1"]
+        return subprocess.run(argv, input=data, capture_output=True, check=True).stdout
     return data
 
 

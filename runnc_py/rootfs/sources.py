@@ -310,6 +310,19 @@ def detect(source: str | Path, *, from_layers: bool = False) -> Source:
     return found
 
 
+def _docker_shaped(store: Store, where: str) -> bool:
+    """A top-level manifest.json of `docker save`, not some rootfs's own file of that name."""
+    try:
+        manifest = _read_json(store, "manifest.json", where)
+    except RunncError:
+        return False
+    return (
+        isinstance(manifest, list)
+        and bool(manifest)
+        and all(isinstance(m, dict) and "Layers" in m for m in manifest)
+    )
+
+
 def _detect_file(path: Path, where: str) -> Source:
     with open(path, "rb") as f:
         magic = f.read(4)
@@ -320,7 +333,7 @@ def _detect_file(path: Path, where: str) -> Source:
             store = _TarStore(path, archive)
     except tarfile.TarError as exc:
         raise RunncError(f"not a directory, tar or compressed tar: {exc}", where=where) from None
-    if store.has("manifest.json"):
+    if store.has("manifest.json") and _docker_shaped(store, where):
         layers = _docker_layers(store, where)
         ids = [ref.digest for ref in layers]
         return Source("docker-save", path, layers, lambda: "docker:" + ",".join(map(str, ids)))

@@ -123,28 +123,33 @@ class Tree:
         return node
 
     def walk(self) -> Iterator[tuple[str, Inode]]:
-        """Every (real path, inode), children before their directory; root last as ""."""
+        """Every (real path, inode), children before their directory; root last as "".
 
-        def visit(prefix: str, node: Inode) -> Iterator[tuple[str, Inode]]:
+        Iterative: a layer may nest directories deeper than Python's recursion limit.
+        """
+        stack: list[tuple[str, Inode, bool]] = [("", self.root, False)]
+        while stack:
+            path, node, expanded = stack.pop()
+            if node.kind != "dir" or expanded:
+                yield path, node
+                continue
+            stack.append((path, node, True))
             assert node.entries is not None
-            for name, entry in sorted(node.entries.items()):
-                path = f"{prefix}/{name}" if prefix else name
-                if entry.inode.kind == "dir":
-                    yield from visit(path, entry.inode)
-                else:
-                    yield path, entry.inode
-            yield prefix, node
-
-        yield from visit("", self.root)
+            for name, entry in sorted(node.entries.items(), reverse=True):
+                stack.append((f"{path}/{name}" if path else name, entry.inode, False))
 
 
 def _has_layer(node: Inode, layer: int) -> bool:
-    assert node.entries is not None
-    for entry in node.entries.values():
-        if entry.layer == layer:
-            return True
-        if entry.inode.kind == "dir" and _has_layer(entry.inode, layer):
-            return True
+    """Whether `layer` put anything below directory `node`."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        assert current.entries is not None
+        for entry in current.entries.values():
+            if entry.layer == layer:
+                return True
+            if entry.inode.kind == "dir":
+                stack.append(entry.inode)
     return False
 
 
@@ -269,6 +274,13 @@ class Applier:
     def apply(self, member: tarfile.TarInfo, data: DataOpener, layer: int, where: str) -> None:
         """Apply one member of layer number `layer` (0 = bottom). `data` opens its bytes."""
         where = f"{where}: member {member.name!r}"
+        try:
+            self._apply(member, data, layer, where)
+        except RecursionError:
+            # Whiteouts over, or removal of, directories nested thousands deep.
+            raise RunncError("directories nested too deep", where=where) from None
+
+    def _apply(self, member: tarfile.TarInfo, data: DataOpener, layer: int, where: str) -> None:
         parts = split_name(member.name, where=where)
         what = classify(parts)
         if what.action is Action.SKIP:

@@ -27,8 +27,15 @@ def load_unikernel_cached(path: str | os.PathLike[str]) -> UnikernelImage:
         st = os.stat(where)
     except OSError:
         return load_unikernel(where)  # it words the error
-    identity = (FORMAT, os.path.abspath(where), st.st_dev, st.st_ino, st.st_size,
-                st.st_mtime_ns, st.st_ctime_ns)
+    identity = (
+        FORMAT,
+        os.path.abspath(where),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
     key = hashlib.sha256(repr(identity).encode()).hexdigest()
     entry = cachedir.cache_dir("images") / f"{key}.json"
     data = cachedir.read_trusted(entry, MAX_ENTRY)

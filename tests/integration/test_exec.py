@@ -54,7 +54,9 @@ def test_solo5_spt_spelling_is_accepted(guests: Path, runnc: RunCli, abi: str) -
 
 
 @pytest.mark.parametrize(("token", "status"), [("exit=3", 3), ("exit=0", 0), ("exit=255", 255)])
-def test_guest_exit_status_is_propagated(guests: Path, runnc: RunCli, token: str, status: int) -> None:
+def test_guest_exit_status_is_propagated(
+    guests: Path, runnc: RunCli, token: str, status: int
+) -> None:
     proc = runnc("exec", "--mem", "8", guest(guests, "hello"), token)
     assert shell_status(proc.returncode) == status, proc.stderr
 
@@ -74,7 +76,9 @@ def test_fault_dies_with_139(guests: Path, runnc: RunCli, abi: str) -> None:
 
 @pytest.mark.parametrize("abi", ABIS)
 @pytest.mark.parametrize("token", ["", "write2"])
-def test_forbidden_syscall_is_killed_with_159(guests: Path, runnc: RunCli, abi: str, token: str) -> None:
+def test_forbidden_syscall_is_killed_with_159(
+    guests: Path, runnc: RunCli, abi: str, token: str
+) -> None:
     proc = runnc("exec", "--mem", "8", guest(guests, "seccomp", abi), *([token] if token else []))
     assert shell_status(proc.returncode) == 159, proc.stdout + proc.stderr
     assert proc.stdout, "the guest should have started and printed before the forbidden call"
@@ -97,7 +101,9 @@ def test_block_device_roundtrip(guests: Path, runnc: RunCli, disk: Path, abi: st
 
 
 @pytest.mark.parametrize("token", ["oob=read", "oob=write"])
-def test_out_of_bounds_block_access_is_killed(guests: Path, runnc: RunCli, disk: Path, token: str) -> None:
+def test_out_of_bounds_block_access_is_killed(
+    guests: Path, runnc: RunCli, disk: Path, token: str
+) -> None:
     proc = runnc("exec", "--mem=8", f"--block:storage={disk}", guest(guests, "blk"), token)
     assert shell_status(proc.returncode) == 159, proc.stdout + proc.stderr
 
@@ -121,13 +127,25 @@ def test_many_devices_all_attached(guests: Path, netns: str, tmp_path: Path) -> 
         else:
             tap = f"tapm{i}"
             subprocess.run(
-                ["ip", "netns", "exec", netns, "ip", "tuntap", "add", tap, "mode", "tap"], check=True
+                ["ip", "netns", "exec", netns, "ip", "tuntap", "add", tap, "mode", "tap"],
+                check=True,
             )
             args.append(f"--net:{d.name}={tap}")
     proc = subprocess.run(
-        ["ip", "netns", "exec", netns, *runnc_binary(), "exec", "--mem=8", *args,
-         str(guest(guests, "many"))],
-        capture_output=True, text=True, timeout=30,
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            *runnc_binary(),
+            "exec",
+            "--mem=8",
+            *args,
+            str(guest(guests, "many")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "63" in proc.stdout
@@ -199,8 +217,20 @@ def test_net_guest_answers_ping_through_a_tap(guests: Path, netns: str) -> None:
     ns("ip", "link", "set", "tap0", "up")
     ns("ip", "link", "set", "lo", "up")
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", netns, *runnc_binary(), "exec", "--mem", "8",
-         "--net", "service0=tap0", str(guest(guests, "net")), "--ipv4=10.77.0.2/24"],
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            *runnc_binary(),
+            "exec",
+            "--mem",
+            "8",
+            "--net",
+            "service0=tap0",
+            str(guest(guests, "net")),
+            "--ipv4=10.77.0.2/24",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -208,7 +238,9 @@ def test_net_guest_answers_ping_through_a_tap(guests: Path, netns: str) -> None:
         wait_for_line(proc, b"net: ready")
         ping = subprocess.run(
             ["ip", "netns", "exec", netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
         assert ping.returncode == 0, ping.stdout + ping.stderr
         assert " 0% packet loss" in ping.stdout
@@ -268,7 +300,6 @@ def test_log_gets_a_json_error_entry(runnc: RunCli, tmp_path: Path) -> None:
     assert proc.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "nope.spt" in entry["msg"] and entry["time"]
-
 
 
 # --- malformed unikernels, crafted byte by byte ------------------------------------------------
@@ -334,7 +365,9 @@ def test_crafted_valid_unikernel_is_accepted(runnc: RunCli, tmp_path: Path) -> N
 
 @pytest.mark.kvm
 @pytest.mark.parametrize("monitor", ["auto", "hvt"])
-def test_hvt_unikernel_runs_under_our_kvm_monitor(guests: Path, runnc: RunCli, monitor: str) -> None:
+def test_hvt_unikernel_runs_under_our_kvm_monitor(
+    guests: Path, runnc: RunCli, monitor: str
+) -> None:
     proc = runnc("exec", f"--monitor={monitor}", "--mem=8", guests / "hvt" / "hello.hvt", "a", "b")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "Hello, World\nCommand line is: 'a b'\n"

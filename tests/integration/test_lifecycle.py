@@ -8,6 +8,7 @@ own --root and container IDs, and the `rt` fixture removes whatever a failing te
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -698,7 +699,7 @@ def test_memory_limit_sets_guest_memory(
     assert rt("delete", cid).returncode == 0
 
 
-# ---------------------------------------------------------------------------- pause, ps, list, update
+# ------------------------------------------------------------------ pause, ps, list, update
 
 
 def test_pause_resume_ps_list_update(rt: Runtime) -> None:
@@ -817,17 +818,15 @@ def test_kill_9_during_create_then_delete_force(rt: Runtime) -> None:
     assert_gone(rt, cid, init_pid)
     wait_for(lambda: not children(), what="orphans to be reaped")
     for pid in (init_pid, hook_pid):
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)  # re-parented to us: reap, no zombie left
-        except ChildProcessError:
-            pass
     assert not (rt.tmp / "p").exists()
 
 
 def test_concurrent_verbs_are_serialized(rt: Runtime) -> None:
     """Many starts and deletes at once on one container: exactly one start wins."""
     cid = rt.new_id()
-    pid, out = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
     with ThreadPoolExecutor(max_workers=6) as pool:
         codes = list(pool.map(lambda _: rt("start", cid).returncode, range(6)))
     assert sorted(codes) == [0, 1, 1, 1, 1, 1]

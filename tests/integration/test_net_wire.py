@@ -16,9 +16,7 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,120 +26,9 @@ from runnc_py.net import read_facts, unwire, wire
 from runnc_py.net.config import guest_config
 from runnc_py.net.echo_guest import EchoGuest
 from runnc_py.net.facts import Address, NetworkFacts, Route
+from tests.integration.netlab import Lab, sh
 
 pytestmark = pytest.mark.root
-
-
-def sh(*args: str) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=20)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-@dataclass
-class Lab:
-    host: str
-    ctr: str
-    resolv: Path
-    extra: list[str]
-
-    @property
-    def path(self) -> str:
-        return f"/run/netns/{self.ctr}"
-
-    def ip(self, ns: str, *args: str) -> str:
-        return sh("ip", "-n", ns, *args)
-
-    def ping(
-        self, addr: str, *, count: int = 3, ns: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns or self.host,
-                "ping",
-                "-c",
-                str(count),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                addr,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=count + 5,
-        )
-
-    def state(self) -> dict[str, object]:
-        """What wiring may change in the container namespace, for before/after comparisons."""
-        links = json.loads(self.ip(self.ctr, "-j", "link", "show"))
-        addrs = json.loads(self.ip(self.ctr, "-j", "addr", "show"))
-        return {
-            "links": sorted(link["ifname"] for link in links),
-            "addrs": sorted(
-                (a["ifname"], i["local"], i["prefixlen"])
-                for a in addrs
-                for i in a.get("addr_info", [])
-                if i.get("scope") != "link"
-            ),
-            "routes4": self.ip(self.ctr, "route", "show"),
-            "routes6": self.ip(self.ctr, "-6", "route", "show"),
-            "qdiscs": sh("tc", "-n", self.ctr, "qdisc", "show"),
-            "filters": sh("tc", "-n", self.ctr, "filter", "show", "dev", "eth0", "ingress"),
-        }
-
-    def add_container(self, addr: str) -> str:
-        """Another container on the same bridge (plain veth, no wiring); returns its netns."""
-        ns = f"{self.ctr}-{len(self.extra) + 2}"
-        sh("ip", "netns", "add", ns)
-        self.extra.append(ns)
-        peer = f"vh{len(self.extra)}"
-        self.ip(self.host, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        self.ip(self.host, "link", "set", peer, "master", "br0", "up")
-        self.ip(ns, "link", "set", "eth0", "up")
-        self.ip(ns, "addr", "add", addr, "dev", "eth0")
-        return ns
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    tag = uuid.uuid4().hex[:6]
-    host, ctr = f"rnh-{tag}", f"rnc-{tag}"
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 10.77.0.53\nsearch lab.example\noptions ndots:2\n")
-    made = Lab(host, ctr, resolv, [])
-    sh("ip", "netns", "add", host)
-    try:
-        sh("ip", "netns", "add", ctr)
-        for args in (
-            ("link", "add", "br0", "type", "bridge"),
-            ("addr", "add", "10.77.0.1/24", "dev", "br0"),
-            ("addr", "add", "fd77::1/64", "dev", "br0", "nodad"),
-            ("link", "set", "br0", "up"),
-            ("link", "add", "vh0", "type", "veth", "peer", "name", "eth0", "netns", ctr),
-            ("link", "set", "vh0", "master", "br0", "up"),
-        ):
-            made.ip(host, *args)
-        for args in (
-            ("link", "set", "lo", "up"),
-            ("link", "set", "eth0", "up"),
-            ("addr", "add", "10.77.0.2/24", "dev", "eth0"),
-            ("addr", "add", "fd77::2/64", "dev", "eth0", "nodad"),
-            ("route", "add", "default", "via", "10.77.0.1"),
-            ("-6", "route", "add", "default", "via", "fd77::1"),
-            ("route", "add", "10.99.0.0/16", "via", "10.77.0.254"),
-        ):
-            made.ip(ctr, *args)
-        yield made
-    finally:
-        for ns in (*made.extra, ctr, host):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        for ns in (*made.extra, ctr, host):
-            assert not os.path.exists(f"/run/netns/{ns}"), f"netns {ns} left behind"
 
 
 def eth0_mac(lab: Lab) -> str:
@@ -347,3 +234,82 @@ def test_net_facts_command_renders_the_guest_config(lab: Lab) -> None:
     facts = NetworkFacts.from_dict(out["facts"])
     assert out["config"]["text"] == guest_config(facts, "lkl-json")
     assert json.loads(out["config"]["text"])["route"] == "10.99.0.0/16=10.77.0.254"
+
+
+OPEN_AS = """
+import fcntl, os, struct, sys
+uid = int(sys.argv[2])
+os.setgroups([]); os.setgid(uid); os.setuid(uid)  # no capabilities left
+fd = os.open("/dev/net/tun", os.O_RDWR)
+try:
+    fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH22x", sys.argv[1].encode(), 0x1002))
+except PermissionError:
+    sys.exit(13)
+"""
+
+
+def test_tap_owner_keeps_other_users_off_the_tap(lab: Lab) -> None:
+    def open_as(uid: int) -> int:
+        cmd = ["ip", "netns", "exec", lab.ctr, sys.executable, "-c", OPEN_AS, "tapeth0", str(uid)]
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode
+
+    wired = wire(lab.path, read_facts(lab.path), owner=65534, group=65534)
+    try:
+        assert open_as(65534) == 0  # the container's user may attach without CAP_NET_ADMIN
+        assert open_as(65533) == 13  # anyone else may not
+    finally:
+        unwire(wired)
+
+
+def test_real_net_unikernel_on_the_wired_tap_answers_v4_and_v6(lab: Lab, guests: Path) -> None:
+    """Our `net` test unikernel through `runnc-py exec`, told its addresses by the solo5-cmdline
+    renderer, given the container's MAC: the path a container's unikernel takes."""
+    import select
+
+    from tests.conftest import runnc_binary
+
+    facts = read_facts(lab.path)
+    wired = wire(lab.path, facts)
+    (nic,) = wired.devices
+    try:
+        # The renderer refuses the lab's static route (MirageOS has no route flags), so the
+        # guest gets the interface alone.
+        eth0 = facts.interfaces[0]
+        only_eth0 = NetworkFacts(interfaces=(replace(eth0, routes=eth0.routes[:0]),))
+        args = guest_config(only_eth0, "solo5-cmdline").split()
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.ctr,
+                *runnc_binary(),
+                "exec",
+                "--mem",
+                "8",
+                "--net",
+                f"{nic.guest_device}={nic.tap}",
+                "--net-mac",
+                f"{nic.guest_device}={nic.mac}",
+                str(guests / "net.spt"),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert proc.stdout is not None
+            seen = b""
+            while b"net: ready" not in seen:
+                assert select.select([proc.stdout], [], [], 10)[0], seen
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                assert chunk, seen
+                seen += chunk
+            for addr in ("10.77.0.2", "fd77::2"):
+                ping = lab.ping(addr)
+                assert ping.returncode == 0, ping.stdout + ping.stderr
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        unwire(wired)

@@ -90,3 +90,16 @@ def test_hot_verbs_import_no_heavy_modules() -> None:
                           env={"PYTHONPATH": ":".join(p for p in sys.path if p)})  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_update_ignores_unset_fields() -> None:
+    from runnc_py.oci.lifecycle import changed_resources
+
+    docker = {
+        "memory": {"limit": 314572800, "reservation": 0, "swap": 314572800, "kernel": 0},
+        "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+        "pids": {"limit": 0},
+        "blockIO": {},
+    }
+    assert changed_resources(docker) == {"memory": {"limit": 314572800, "swap": 314572800}}
+    assert changed_resources({"pids": {"limit": -1}}) == {"pids": {"limit": -1}}

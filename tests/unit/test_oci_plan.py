@@ -99,7 +99,7 @@ def test_guest_args_modes() -> None:
     assert guest_args(("a", "b"), ("K=V",), "args") == ("a", "b")
     assert guest_args(("a",), ("K=V", "P=/x"), "env") == ("K=V", "P=/x", "--", "a")
     assert guest_args((), (), "env") == ("--",)
-    with pytest.raises(RunncError, match="process.env"):
+    with pytest.raises(RunncError, match=r"process\.env"):
         guest_args((), ("K=has space",), "env")
     with pytest.raises(RunncError, match="unknown mode"):
         guest_args((), (), "json")

@@ -98,7 +98,7 @@ def test_bad_field_is_named(path: str, value: Any, where: str) -> None:
 
 
 def test_load_spec_errors(tmp_path: Path) -> None:
-    with pytest.raises(RunncError, match="no config.json"):
+    with pytest.raises(RunncError, match=r"no config\.json"):
         load_spec(str(tmp_path))
     (tmp_path / "config.json").write_text("{nope")
     with pytest.raises(RunncError, match="not valid JSON"):

@@ -137,6 +137,9 @@ def test_detect_kinds_and_identities(tmp_path: Path) -> None:
     assert save.kind == "docker-save" and save.describe().endswith("(2 layers)")
     assert str(save.identity()).startswith("docker:sha256:")
     assert detect(tmp_path / "plain.tar").kind == "tar"
+    # A rootfs tarball that merely holds a file called manifest.json is still one layer.
+    (tmp_path / "app.tar").write_bytes(layer("manifest.json", "srv/app"))
+    assert detect(tmp_path / "app.tar").kind == "tar"
     assert detect(tmp_path / "dir").kind == "directory"
     with pytest.raises(RunncError, match="--from-layers: source is a directory"):
         detect(tmp_path / "dir", from_layers=True)

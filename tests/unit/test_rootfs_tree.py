@@ -255,3 +255,11 @@ def test_xattrs_from_pax_headers() -> None:
     a, _ = apply([[m]])
     f = a.tree.lookup("f")
     assert f is not None and f.xattrs == {"user.k": b"v", "user.b": b"\x00\x01"}
+
+
+def test_deep_nesting_is_walked_or_refused_cleanly() -> None:
+    deep = "/".join(["d"] * 1500)
+    a, disk = apply([[member(f"{deep}/f", data=b"x")]])
+    assert f"{deep}/f" in disk.files and sum(1 for _ in a.tree.walk()) == 1502
+    with pytest.raises(RunncError, match="nested too deep"):
+        apply([[member(f"{deep}/f", data=b"x")], [member(f"{deep}/g", data=b"y"), member(".wh.d")]])

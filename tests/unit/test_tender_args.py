@@ -11,12 +11,39 @@ from runnc_py.monitor.tender_args import parse_exec_args
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--mem", "64", "--net", "service0=tap0", "--net-mac", "service0=02:00:00:00:00:01",
-         "--block", "storage=disk.img", "app.spt", "--", "a", "b"],
-        ["--mem=64", "--net:service0=tap0", "--net-mac:service0=02:00:00:00:00:01",
-         "--block:storage=disk.img", "app.spt", "a", "b"],
-        ["--mem=64", "--net=service0=tap0", "--net-mac=service0=02:00:00:00:00:01",
-         "--block=storage=disk.img", "--", "app.spt", "a", "b"],
+        [
+            "--mem",
+            "64",
+            "--net",
+            "service0=tap0",
+            "--net-mac",
+            "service0=02:00:00:00:00:01",
+            "--block",
+            "storage=disk.img",
+            "app.spt",
+            "--",
+            "a",
+            "b",
+        ],
+        [
+            "--mem=64",
+            "--net:service0=tap0",
+            "--net-mac:service0=02:00:00:00:00:01",
+            "--block:storage=disk.img",
+            "app.spt",
+            "a",
+            "b",
+        ],
+        [
+            "--mem=64",
+            "--net=service0=tap0",
+            "--net-mac=service0=02:00:00:00:00:01",
+            "--block=storage=disk.img",
+            "--",
+            "app.spt",
+            "a",
+            "b",
+        ],
     ],
 )
 def test_both_spellings_give_the_same_request(argv: list[str]) -> None:
@@ -37,8 +64,15 @@ def test_guest_arguments_may_look_like_options() -> None:
 
 def test_flags_and_sector_size() -> None:
     req = parse_exec_args(
-        ["--x-exec-heap", "--block-sector-size:storage=4096", "--block:storage=d", "--monitor",
-         "spt", "--policy=p.toml", "k.spt"]
+        [
+            "--x-exec-heap",
+            "--block-sector-size:storage=4096",
+            "--block:storage=d",
+            "--monitor",
+            "spt",
+            "--policy=p.toml",
+            "k.spt",
+        ]
     ).request()
     assert req.x_exec_heap and req.monitor == "spt" and req.policy == "p.toml"
     assert dict(req.block_sector_sizes) == {"storage": 4096}

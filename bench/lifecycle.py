@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""OCI lifecycle benchmark (issue 4): create + start + wait + delete, and one `state` call.
+
+    sudo python3 bench/lifecycle.py [--runs 50] [--guests DIR]
+
+Measured in this one run, round robin so machine noise hits every runtime alike:
+  runnc-py        the installed entry point (what engines call), hello.spt bundle
+  runnc-py -S     the same code behind a `python3 -S` launcher (no site, no .pth files):
+                  how much of the cost is interpreter start-up we do not control
+  runc, crun      Debian's, on a bundle holding a static /true
+Each lifecycle is what containerd's shim does: `create --pid-file` (stdio to /dev/null), `start`,
+wait for the init (this process is a child subreaper, as the shim is), `delete`. Medians in ms,
+then the ratio to runc. Then `state` on a created container, and where Python's time goes
+(interpreter, site, our imports) for the hot verbs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PR_SET_CHILD_SUBREAPER = 36
+TRUE_C = "int main(void) { return 0; }\n"
+
+
+def run(argv: list[str], **kw: object) -> float:
+    """Run ARGV to completion; ms. Raises on failure."""
+    start = time.perf_counter_ns()
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, **kw)  # type: ignore[call-overload]
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-300:]}"
+        )
+    return elapsed
+
+
+class Runtime:
+    def __init__(self, name: str, argv: list[str], bundle: Path, root: Path) -> None:
+        self.name, self.argv, self.bundle, self.root = name, argv, bundle, root
+        self.times: dict[str, list[float]] = {
+            "create": [],
+            "start": [],
+            "wait": [],
+            "delete": [],
+            "total": [],
+        }
+        self.count = 0
+
+    def cmd(self, *args: str) -> list[str]:
+        return [*self.argv, "--root", str(self.root), *args]
+
+    def lifecycle(self) -> None:
+        self.count += 1
+        cid = f"bench-{os.getpid()}-{self.count}"
+        pid_file = self.root.parent / f"{self.name}.pid"
+        t0 = time.perf_counter_ns()
+        with open(os.devnull, "w") as null:
+            done = subprocess.run(
+                self.cmd("create", "--bundle", str(self.bundle), "--pid-file", str(pid_file), cid),
+                stdin=subprocess.DEVNULL, stdout=null, stderr=subprocess.PIPE,
+            )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"{self.name} create failed: {done.stderr.decode()[-300:]}")
+        t1 = time.perf_counter_ns()
+        pid = int(pid_file.read_text())
+        run(self.cmd("start", cid))
+        t2 = time.perf_counter_ns()
+        _, status = os.waitpid(pid, 0)
+        t3 = time.perf_counter_ns()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{self.name}: container exited with {status}")
+        run(self.cmd("delete", cid))
+        t4 = time.perf_counter_ns()
+        for key, a, b in (("create", t0, t1), ("start", t1, t2), ("wait", t2, t3),
+                          ("delete", t3, t4), ("total", t0, t4)):  # fmt: skip
+            self.times[key].append((b - a) / 1e6)
+
+
+def static_true(work: Path) -> Path:
+    src = work / "true.c"
+    src.write_text(TRUE_C)
+    out = work / "true"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def runc_bundle(work: Path, true_bin: Path) -> Path:
+    bundle = work / "true-bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    shutil.copy(true_bin, bundle / "rootfs" / "true")
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/true"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def unikernel_bundle(work: Path, hello: Path) -> Path:
+    from runnc_py.oci.features import spec_template
+
+    bundle = work / "hello-bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    shutil.copy(hello, bundle / "rootfs" / "hello.spt")
+    (bundle / "config.json").write_text(json.dumps(spec_template("/hello.spt")))
+    return bundle
+
+
+def fast_launcher(work: Path) -> Path:
+    """A `python3 -S` entry point: no site module, so no .pth processing (editable finder,
+    distro hooks); the package and its dependencies are put on sys.path directly."""
+    script = work / "runnc-py-S"
+    purelib = sysconfig.get_paths()["purelib"]
+    platlib = sysconfig.get_paths()["platlib"]
+    script.write_text(
+        f"#!{os.path.realpath(sys.executable)} -S\n"
+        "import sys\n"
+        f"sys.path[:0] = [{str(REPO)!r}, {purelib!r}, {platlib!r}]\n"
+        "from runnc_py.cli import main\n"
+        "main()\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def median_ms(fn: Callable[[], float], runs: int) -> float:
+    return statistics.median(fn() for _ in range(runs))
+
+
+def import_cost(python: str, code: str, extra: list[str]) -> float:
+    """Median ms of `python [extra] -c code`."""
+    return median_ms(lambda: run([python, *extra, "-c", code]), 20)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument(
+        "--guests", type=Path, default=None, help="built guests (default: build now)"
+    )
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/lifecycle.py needs root (namespaces, cgroups)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit("cannot become a child subreaper")
+
+    with tempfile.TemporaryDirectory(prefix="runnc-bench-") as tmp:
+        work = Path(tmp)
+        guests = args.guests
+        if guests is None:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("build", REPO / "build.py")
+            assert spec is not None and spec.loader is not None
+            build = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(build)
+            guests = work / "guests"
+            build.build_guests(guests)
+        entry = shutil.which("runnc-py", path="/usr/local/bin") or str(
+            Path(sys.executable).parent / "runnc-py"
+        )
+        uk_bundle = unikernel_bundle(work, guests / "hello.spt")
+        true_bundle = runc_bundle(work, static_true(work))
+        runtimes = [
+            Runtime("runnc-py", [entry], uk_bundle, work / "root-runnc"),
+            Runtime("runnc-py -S", [str(fast_launcher(work))], uk_bundle, work / "root-runnc-S"),
+        ]
+        for name in ("runc", "crun"):
+            path = shutil.which(name)
+            if path:
+                runtimes.append(Runtime(name, [path], true_bundle, work / f"root-{name}"))
+            else:
+                print(f"({name} not installed: skipped)")
+        for rt in runtimes:  # warm-up: page cache, pyc files
+            rt.lifecycle()
+            for values in rt.times.values():
+                values.clear()
+        for _ in range(args.runs):
+            for rt in runtimes:
+                rt.lifecycle()
+
+        print(f"\nLifecycle (create + start + wait + delete), median of {args.runs} runs, ms")
+        print(
+            f"{'runtime':<14}{'create':>9}{'start':>9}{'wait':>9}{'delete':>9}{'total':>9}{'vs runc':>10}"
+        )
+        base = next(
+            (statistics.median(r.times["total"]) for r in runtimes if r.name == "runc"), None
+        )
+        for rt in runtimes:
+            med = {k: statistics.median(v) for k, v in rt.times.items()}
+            ratio = f"{med['total'] / base:.2f}x" if base else "-"
+            print(
+                f"{rt.name:<14}"
+                + "".join(f"{med[k]:9.1f}" for k in ("create", "start", "wait", "delete", "total"))
+                + f"{ratio:>10}"
+            )
+
+        print(f"\n`state` of a created container, median of {args.runs} calls, ms")
+        for rt in runtimes:
+            cid = "bench-state"
+            with open(os.devnull, "w") as null:
+                subprocess.run(
+                    rt.cmd("create", "--bundle", str(rt.bundle), cid),
+                    stdout=null,
+                    stderr=null,
+                    check=True,
+                )
+            try:
+                ms = median_ms(lambda rt=rt: run(rt.cmd("state", cid)), args.runs)  # type: ignore[misc]
+            finally:
+                subprocess.run(rt.cmd("delete", "--force", cid), capture_output=True)
+            print(
+                f"{rt.name:<14}{ms:9.1f}"
+                + (f"   (goal < 15 ms)" if rt.name.startswith("runnc") else "")
+            )
+
+        python = os.path.realpath(sys.executable)
+        site_on = import_cost(python, "pass", [])
+        site_off = import_cost(python, "pass", ["-S"])
+        hot = (
+            "import sys; sys.path[:0] = [%r]; from runnc_py.cli import main; "
+            "from runnc_py.oci import lifecycle, signals" % str(REPO)
+        )
+        hot_cost = import_cost(python, hot, ["-S"])
+        click = import_cost(python, hot + "; import click", ["-S"])
+        print("\nPython start-up on the hot path (state/kill/start/delete), median of 20, ms")
+        print(f"  interpreter, no site (-S)          {site_off:7.1f}")
+        print(f"  interpreter + site (.pth files)    {site_on:7.1f}   (+{site_on - site_off:.1f})")
+        print(
+            f"  -S + runnc_py.cli + lifecycle      {hot_cost:7.1f}   (+{hot_cost - site_off:.1f} our imports)"
+        )
+        print(f"  ... + click (avoided on that path) {click:7.1f}   (+{click - hot_cost:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
