@@ -9,7 +9,7 @@ import click
 
 from runnc_py.rootfs.size import human, parse_size
 
-_CACHE_DIR_HELP = "Cache directory (default $RUNNC_PY_CACHE_DIR or /var/lib/runnc-py/rootfs)."
+_CACHE_DIR_HELP = "Cache directory (default $RUNNC_PY_CACHE_DIR, else /var/lib/runnc-py/rootfs)."
 
 
 @click.group("rootfs")

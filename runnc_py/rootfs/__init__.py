@@ -12,7 +12,7 @@ Public API (see docs/rootfs.md):
 
 from __future__ import annotations
 
-from runnc_py.rootfs.cache import DEFAULT_CACHE_DIR, Cache, CacheEntry, resolve_cache_dir
+from runnc_py.rootfs.cache import Cache, CacheEntry, resolve_cache_dir
 from runnc_py.rootfs.image import ImageInfo, build_image, container_image
 from runnc_py.rootfs.paths import DevicePolicy
 from runnc_py.rootfs.size import (
@@ -24,7 +24,6 @@ from runnc_py.rootfs.size import (
 from runnc_py.rootfs.sources import Source, detect
 
 __all__ = [
-    "DEFAULT_CACHE_DIR",
     "HEADROOM_ANNOTATION",
     "SIZE_ANNOTATION",
     "Cache",

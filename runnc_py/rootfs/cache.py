@@ -1,4 +1,7 @@
-"""The content-addressed image cache under /var/lib/runnc-py/rootfs (or $RUNNC_PY_CACHE_DIR).
+"""The content-addressed image cache: `rootfs/` under runnc_py.cachedir's root.
+
+That is /var/lib/runnc-py/rootfs for root ($RUNNC_PY_CACHE/rootfs, ~/.cache/runnc-py/rootfs
+otherwise); $RUNNC_PY_CACHE_DIR or an explicit argument names the directory itself.
 
 Layout (all 0700, root's):
     KEY.ext4          a finished image, read-only, never modified after its rename
@@ -27,20 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runnc_py import cachedir
 from runnc_py.errors import RunncError
 
-DEFAULT_CACHE_DIR = Path("/var/lib/runnc-py/rootfs")
 CACHE_ENV = "RUNNC_PY_CACHE_DIR"
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 FORMAT = 1  # bump when the builder's output changes for the same input
 
 
 def resolve_cache_dir(explicit: str | Path | None = None) -> Path:
-    """The cache directory: the argument, else $RUNNC_PY_CACHE_DIR, else the default."""
+    """The cache directory: the argument, else $RUNNC_PY_CACHE_DIR, else cachedir's rootfs/."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else DEFAULT_CACHE_DIR
+    return Path(env) if env else cachedir.cache_dir("rootfs")
 
 
 def cache_key(identity: str, **params: Any) -> str:
@@ -90,6 +93,14 @@ class Cache:
             raise RunncError(
                 f"cannot create cache directory: {exc.strerror}", where=str(self.root)
             ) from None
+        # Whoever can write here decides what every guest of a cached image boots from.
+        st = os.stat(self.root)
+        if not cachedir.trusted(st):
+            raise RunncError(
+                f"cache directory is not private (owner uid {st.st_uid}, mode "
+                f"{st.st_mode & 0o777:o}): it must be ours and not group/other-writable",
+                where=str(self.root),
+            )
 
     def image(self, key: str) -> Path:
         return self.root / f"{key}.ext4"

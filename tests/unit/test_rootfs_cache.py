@@ -39,7 +39,11 @@ def cache(tmp_path: Path) -> Cache:
 
 def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RUNNC_PY_CACHE_DIR", raising=False)
-    assert resolve_cache_dir() == Path("/var/lib/runnc-py/rootfs")
+    monkeypatch.delenv("RUNNC_PY_CACHE", raising=False)
+    if os.geteuid() == 0:
+        assert resolve_cache_dir() == Path("/var/lib/runnc-py/rootfs")
+    monkeypatch.setenv("RUNNC_PY_CACHE", str(tmp_path / "root"))
+    assert resolve_cache_dir() == tmp_path / "root" / "rootfs"
     monkeypatch.setenv("RUNNC_PY_CACHE_DIR", str(tmp_path))
     assert resolve_cache_dir() == tmp_path
     assert resolve_cache_dir("/x") == Path("/x")
@@ -51,6 +55,14 @@ def test_key_depends_on_identity_and_every_parameter() -> None:
     assert base != cache_key("oci:sha256:b", size=None, headroom=None, devices="safe")
     assert base != cache_key("oci:sha256:a", size=1 << 30, headroom=None, devices="safe")
     assert base != cache_key("oci:sha256:a", size=None, headroom=None, devices="allow")
+
+
+def test_a_shared_cache_directory_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(RunncError, match="cache directory is not private"):
+        Cache(shared).ensure()
 
 
 def test_publish_is_read_only_and_listed(cache: Cache) -> None:
