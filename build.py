@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -256,14 +255,45 @@ def setup() -> None:
     # call would otherwise recompile the package from source.
     _run([sys.executable, "-m", "compileall", "-q", str(HERE / "runnc_py")])
     build_guests(BUNDLED_GUESTS)
-    script = Path(sysconfig.get_path("scripts")) / "runnc-py"
-    link = Path("/usr/local/bin/runnc-py")
-    # Engines call runtimes by absolute path; pyenv shims also need this to see the script.
-    if os.geteuid() == 0 and script.exists():
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(script)
-        print(f"linked {link} -> {script}")
+    if os.geteuid() == 0:
+        install_entry_point(Path("/usr/local/bin/runnc-py"))
+
+
+ENTRY_POINT = """#!{python} -IS
+# runnc-py, written by `build.py setup`. Engines run this for every create/start/state/kill, so
+# the interpreter starts isolated and without `site` (-IS): .pth processing alone costs
+# 5-30 ms per call, depending on what else is installed. The paths `site` would add are fixed
+# here instead; rerun `python3 build.py setup` after moving the interpreter or the checkout.
+import sys
+sys.path[1:1] = {paths!r}
+from runnc_py.cli import main
+sys.exit(main())
+"""
+
+
+def entry_point_paths() -> list[str]:
+    """What `site` puts on sys.path for this interpreter: site-packages and plain .pth lines."""
+    import site
+
+    paths: list[str] = []
+    for directory in site.getsitepackages():
+        paths.append(directory)
+        for pth in sorted(Path(directory).glob("*.pth")):
+            for line in pth.read_text().splitlines():
+                line = line.strip()
+                # `import ...` lines are the costly hooks we skip; comments and blanks too.
+                if line and not line.startswith(("#", "import ")) and Path(line).is_dir():
+                    paths.append(line)
+    return list(dict.fromkeys(paths))
+
+
+def install_entry_point(target: Path) -> None:
+    text = ENTRY_POINT.format(python=sys.executable, paths=entry_point_paths())
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    tmp.replace(target)
+    print(f"wrote {target} (python {sys.executable})")
 
 
 def build_extensions() -> list[Path]:

@@ -23,8 +23,13 @@ def _load_build_module():  # type: ignore[no-untyped-def]
     return module
 
 
+ENTRY_POINT = Path("/usr/local/bin/runnc-py")
+
+
 def runnc_binary() -> list[str]:
-    """The installed console script (what engines call), else the module."""
+    """What engines call: the entry point `build.py setup` writes, else pip's console script."""
+    if ENTRY_POINT.exists():
+        return [str(ENTRY_POINT)]
     script = Path(sys.executable).parent / "runnc-py"
     if script.exists():
         return [str(script)]
