@@ -200,18 +200,17 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
 
 def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
     """The compiled seccomp program of the monitor's run loop, for these fds and devices."""
-    from runnc_py.sandbox.bpf import compile_bpf
-    from runnc_py.sandbox.policy import BootFacts, load_policy, resolve
+    from runnc_py.sandbox.facts import BootFacts
+    from runnc_py.sandbox.programs import filter_program
 
     assert prepared.policy is not None
-    policy = load_policy(prepared.policy)
     facts = BootFacts(
         epollfd=prepared.epollfd,
         timerfd=prepared.timerfd,
         vcpufd=vcpufd,
         devices=prepared.devices.policy_facts(),
     )
-    return compile_bpf(resolve(policy, facts), policy.default_action)
+    return filter_program(prepared.policy, facts)
 
 
 def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:

@@ -22,7 +22,7 @@ from runnc_py.unikernel.elf import Target
 
 if TYPE_CHECKING:
     from runnc_py.monitor.hvt import PreparedHvt
-    from runnc_py.sandbox.policy import DeviceFacts
+    from runnc_py.sandbox.facts import DeviceFacts
     from runnc_py.unikernel.elf import UnikernelImage
 
     Prepared: TypeAlias = "PreparedBoot | PreparedHvt"
@@ -218,7 +218,7 @@ class GuestDevices:
         return fill_manifest(image.manifest, attached, where=image.path)
 
     def policy_facts(self) -> tuple[DeviceFacts, ...]:
-        from runnc_py.sandbox.policy import DeviceFacts
+        from runnc_py.sandbox.facts import DeviceFacts
 
         return (
             *(DeviceFacts(kind="net", name=n.name, hostfd=n.fd) for n in self.nets),
@@ -262,10 +262,11 @@ def prepare(req: LaunchRequest) -> Prepared:
 
         return prepare_hvt(req)
     from runnc_py import _launcher
-    from runnc_py.sandbox.bpf import compile_bpf
-    from runnc_py.sandbox.policy import BootFacts, load_policy, resolve
+    from runnc_py.sandbox.facts import BootFacts
+    from runnc_py.sandbox.locate import find_policy
+    from runnc_py.sandbox.programs import filter_program
 
-    policy = load_policy(req.policy or "spt")
+    policy = str(find_policy(req.policy or "spt"))  # a missing policy fails before any open
     mem_size = memory_size(image, req.mem_mb)
     cmdline = guest_cmdline(req.args)
     devices = open_devices(req)
@@ -281,7 +282,7 @@ def prepare(req: LaunchRequest) -> Prepared:
         opened += [epollfd, timerfd]
         manifest = devices.manifest(image)
         facts = BootFacts(epollfd=epollfd, timerfd=timerfd, devices=devices.policy_facts())
-        bpf = compile_bpf(resolve(policy, facts), policy.default_action)
+        bpf = filter_program(policy, facts)
     except BaseException:
         devices.close()
         for fd in opened:

@@ -24,11 +24,9 @@ from runnc_py import cachedir
 from runnc_py.errors import RunncError
 from runnc_py.sandbox import libseccomp
 from runnc_py.sandbox.policy import ACTION_ALLOW, ACTIONS, ResolvedRule, action_value
+from runnc_py.sandbox.programs import BPF_MAXINSNS, INSN_SIZE, read_program, store_program
 
 CACHE_FORMAT = 1  # bump whenever _compile changes what it emits for the same rules
-BPF_MAXINSNS = 4096  # the kernel refuses longer classic-BPF programs
-INSN_SIZE = 8  # sizeof(struct sock_filter)
-_DIGEST = 32
 
 _compiles = 0  # how many programs pyseccomp built in this process (tests check cache hits)
 
@@ -63,11 +61,11 @@ def compile_bpf(
         return _compile(rules, action)
     folder = Path(directory) if directory is not None else cache_dir()
     path = folder / f"{cache_key(rules, default_action)}.bpf"
-    cached = _read_cached(path)
+    cached = read_program(path)
     if cached is not None:
         return cached
     program = _compile(rules, action)
-    _store(path, program)
+    store_program(path, program)
     return program
 
 
@@ -123,17 +121,3 @@ def _compile(rules: Sequence[ResolvedRule], action: int) -> bytes:
             f"seccomp program has {count} instructions, the kernel takes {BPF_MAXINSNS}"
         )
     return program
-
-
-def _read_cached(path: Path) -> bytes | None:
-    data = cachedir.read_trusted(path, BPF_MAXINSNS * INSN_SIZE + _DIGEST)
-    if data is None:
-        return None
-    program, digest = data[:-_DIGEST], data[-_DIGEST:]
-    if not program or len(program) % INSN_SIZE or hashlib.sha256(program).digest() != digest:
-        return None  # torn or tampered: recompile and replace it
-    return program
-
-
-def _store(path: Path, program: bytes) -> None:
-    cachedir.write_atomic(path, program + hashlib.sha256(program).digest())

@@ -13,8 +13,6 @@ outside contacts; compiling to BPF lives in `bpf.py`.
 from __future__ import annotations
 
 import os
-import site
-import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +21,8 @@ from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.sandbox import libseccomp
+from runnc_py.sandbox.facts import BootFacts, DeviceFacts
+from runnc_py.sandbox.locate import find_policy
 
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "masked_eq")
 OP_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -69,27 +69,6 @@ _DEFAULT_KEYS = {"action", "why"}
 _DEVICE_KEYS = {"why", "rules"}
 _RULE_KEYS = {"syscall", "why", "args", "arches"}
 _ARG_KEYS = {"index", "op", "value", "mask", "why"}
-
-
-@dataclass(frozen=True)
-class DeviceFacts:
-    """One attached device as the boot opened it."""
-
-    kind: str  # "net" | "block"
-    name: str
-    hostfd: int
-    capacity: int = 0  # block: bytes
-    block_size: int = 0  # block: bytes per read/write
-
-
-@dataclass(frozen=True)
-class BootFacts:
-    """What a policy's placeholders stand for in one boot."""
-
-    epollfd: int
-    timerfd: int
-    devices: tuple[DeviceFacts, ...] = ()
-    vcpufd: int | None = None  # hvt monitor only
 
 
 @dataclass(frozen=True)
@@ -176,40 +155,6 @@ def _normalize_expr(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- loading
-
-
-def policy_dirs() -> list[Path]:
-    """Where named policies are looked up, first match wins.
-
-    The source tree's `policies/` serves the editable install and the repo itself; an installed
-    wheel ships the same files under `<prefix>/share/runnc-py/policies` (pyproject data-files),
-    the prefix being the environment's or, for `pip install --user`, the user base.
-    """
-    share = Path("share") / "runnc-py" / "policies"
-    dirs = [Path(sys.prefix) / share, Path(site.getuserbase()) / share]
-    root = Path(__file__).resolve().parents[2]
-    # Only a real checkout: in site-packages, parents[2]/policies could be another project's.
-    if (root / "pyproject.toml").is_file():
-        dirs.insert(0, root / "policies")
-    return dirs
-
-
-def find_policy(name_or_path: str) -> Path:
-    """A path (contains `/` or ends in `.toml`) is taken as is; a bare name is searched for."""
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise RunncError("no such policy file", where=name_or_path)
-        return path
-    if not name_or_path or not name_or_path.replace("-", "").replace("_", "").isalnum():
-        raise RunncError(f"invalid policy name {name_or_path!r}")
-    dirs = policy_dirs()
-    for directory in dirs:
-        candidate = directory / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(d) for d in dirs)
-    raise RunncError(f"policy {name_or_path!r} not found (looked in {looked})")
 
 
 def load_policy(name_or_path: str) -> Policy:
