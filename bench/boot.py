@@ -149,7 +149,9 @@ def main() -> None:
         static = work / "static-hello"
         (work / "h.c").write_text(STATIC_HELLO)
         subprocess.run(["gcc", "-O2", "-static", "-o", str(static), str(work / "h.c")], check=True)
-        runnc = shutil.which("runnc-py") or str(Path(sys.executable).parent / "runnc-py")
+        from runnc_py.paths import runnc_command
+
+        runnc = runnc_command()[0]
 
         rows: list[tuple[str, float, float]] = []
         cases: list[tuple[str, Callable[[], float]]] = [

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from runnc_py.paths import runnc_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,18 +23,9 @@ def _load_build_module():  # type: ignore[no-untyped-def]
     return module
 
 
-ENTRY_POINT = Path("/usr/local/bin/runnc-py")
-
-
 def runnc_binary() -> list[str]:
-    """What engines call: the entry point `build.py setup` writes, else pip's console script."""
-    if ENTRY_POINT.exists():
-        return [str(ENTRY_POINT)]
-    script = Path(sys.executable).parent / "runnc-py"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("runnc-py")
-    return [found] if found else [sys.executable, "-m", "runnc_py.cli"]
+    """What engines call (see runnc_py.paths)."""
+    return runnc_command()
 
 
 def is_root() -> bool:

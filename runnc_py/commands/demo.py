@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from runnc_py.errors import RunncError
+from runnc_py.paths import runnc_command
 
 GUESTS = Path(__file__).resolve().parent.parent / "guests"
-
-
-def _runnc_argv() -> list[str]:
-    script = shutil.which("runnc-py")
-    return [script] if script else [sys.executable, "-m", "runnc_py.cli"]
 
 
 @click.command()
@@ -38,7 +32,7 @@ def demo(guest: str) -> None:
     )
     click.echo("host view   a plain process: guest memory + one trampoline page, behind a")
     click.echo("            seccomp filter of ~7 syscalls (see `runnc-py policy show spt`)")
-    argv = [*_runnc_argv(), "exec", "--mem", "16", str(path), "--", "hello", "from", "runnc-py"]
+    argv = [*runnc_command(), "exec", "--mem", "16", str(path), "--", "hello", "from", "runnc-py"]
     click.echo(f"running     {' '.join(argv)}")
     click.echo("---- guest output ----")
     start = time.perf_counter()
@@ -56,7 +50,7 @@ def _show_live_guest(path: Path) -> None:
     """Boot a sleeping guest and read what the kernel says about it, not what we promise."""
     if not path.exists():
         return
-    argv = [*_runnc_argv(), "exec", "--mem", "16", str(path), "sleep=2"]
+    argv = [*runnc_command(), "exec", "--mem", "16", str(path), "sleep=2"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
