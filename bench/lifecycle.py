@@ -4,9 +4,10 @@
     sudo python3 bench/lifecycle.py [--runs 50] [--guests DIR]
 
 Measured in this one run, round robin so machine noise hits every runtime alike:
-  runnc-py        the installed entry point (what engines call), hello.spt bundle
-  runnc-py -S     the same code behind a `python3 -S` launcher (no site, no .pth files):
-                  how much of the cost is interpreter start-up we do not control
+  runnc-py        /usr/local/bin/runnc-py, the entry point engines call (`build.py setup`
+                  writes it: python -IS, no site), hello.spt bundle
+  pip script      the same code through pip's console script (with site and .pth files):
+                  how much interpreter start-up alone costs
   runc, crun      Debian's, on a bundle holding a static /true
 Each lifecycle is what containerd's shim does: `create --pid-file` (stdio to /dev/null), `start`,
 wait for the init (this process is a child subreaper, as the shim is), `delete`. Medians in ms,
@@ -60,6 +61,12 @@ class Runtime:
             "total": [],
         }
         self.count = 0
+        self.live: str | None = None  # a container to remove if the run is interrupted
+
+    def cleanup(self) -> None:
+        if self.live:
+            subprocess.run(self.cmd("delete", "--force", self.live), capture_output=True)
+            self.live = None
 
     def cmd(self, *args: str) -> list[str]:
         return [*self.argv, "--root", str(self.root), *args]
@@ -67,15 +74,18 @@ class Runtime:
     def lifecycle(self) -> None:
         self.count += 1
         cid = f"bench-{os.getpid()}-{self.count}"
+        self.live = cid
         pid_file = self.root.parent / f"{self.name}.pid"
+        errors = self.root.parent / f"{self.name}.err"
         t0 = time.perf_counter_ns()
-        with open(os.devnull, "w") as null:
+        # The init inherits create's stdio: pipes would stay open until the guest exits.
+        with open(os.devnull, "w") as null, open(errors, "w") as err:
             done = subprocess.run(
                 self.cmd("create", "--bundle", str(self.bundle), "--pid-file", str(pid_file), cid),
-                stdin=subprocess.DEVNULL, stdout=null, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, stdout=null, stderr=err,
             )  # fmt: skip
         if done.returncode != 0:
-            raise SystemExit(f"{self.name} create failed: {done.stderr.decode()[-300:]}")
+            raise SystemExit(f"{self.name} create failed: {errors.read_text()[-300:]}")
         t1 = time.perf_counter_ns()
         pid = int(pid_file.read_text())
         run(self.cmd("start", cid))
@@ -85,6 +95,7 @@ class Runtime:
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"{self.name}: container exited with {status}")
         run(self.cmd("delete", cid))
+        self.live = None
         t4 = time.perf_counter_ns()
         for key, a, b in (("create", t0, t1), ("start", t1, t2), ("wait", t2, t3),
                           ("delete", t3, t4), ("total", t0, t4)):  # fmt: skip
@@ -121,21 +132,49 @@ def unikernel_bundle(work: Path, hello: Path) -> Path:
     return bundle
 
 
-def fast_launcher(work: Path) -> Path:
-    """A `python3 -S` entry point: no site module, so no .pth processing (editable finder,
-    distro hooks); the package and its dependencies are put on sys.path directly."""
-    script = work / "runnc-py-S"
-    purelib = sysconfig.get_paths()["purelib"]
-    platlib = sysconfig.get_paths()["platlib"]
-    script.write_text(
-        f"#!{os.path.realpath(sys.executable)} -S\n"
-        "import sys\n"
-        f"sys.path[:0] = [{str(REPO)!r}, {purelib!r}, {platlib!r}]\n"
-        "from runnc_py.cli import main\n"
-        "main()\n"
-    )
-    script.chmod(0o755)
-    return script
+def hide_hybrid_v2_tree() -> bool:
+    """On a hybrid host (v1 controllers + a v2 tree at /sys/fs/cgroup/unified holding a
+    controller), crun 1.8 refuses to run ("cgroups in hybrid mode not supported"). Give this
+    process (and so every runtime measured) a private mount namespace with an empty tmpfs over
+    the v2 tree: all of them then use the v1 controllers, as runc and runnc-py do anyway."""
+    unified = b"/sys/fs/cgroup/unified"
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers") or not os.path.exists(
+        "/sys/fs/cgroup/unified/cgroup.controllers"
+    ):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_rec, ms_private, clone_newns = 0x4000, 0x40000, 0x20000
+    if libc.unshare(clone_newns) != 0:
+        raise SystemExit(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}")
+    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+        raise SystemExit(f"making / private: {os.strerror(ctypes.get_errno())}")
+    if libc.mount(b"none", unified, b"tmpfs", 0, None) != 0:
+        raise SystemExit(f"hiding {unified.decode()}: {os.strerror(ctypes.get_errno())}")
+    return True
+
+
+def state_cost(rt: Runtime, runs: int) -> float:
+    cid = "bench-state"
+    with open(os.devnull, "w") as null:
+        subprocess.run(
+            rt.cmd("create", "--bundle", str(rt.bundle), cid), stdout=null, stderr=null, check=True
+        )
+    try:
+        return median_ms(lambda: run(rt.cmd("state", cid)), runs)
+    finally:
+        subprocess.run(rt.cmd("delete", "--force", cid), capture_output=True)
+        reap()
+
+
+def reap() -> None:
+    """Collect inits that `delete` killed: as their subreaper we must, or they stay zombies."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def median_ms(fn: Callable[[], float], runs: int) -> float:
@@ -161,6 +200,8 @@ def main() -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("cannot become a child subreaper")
+    if hide_hybrid_v2_tree():
+        print("(hybrid cgroups: the v2 tree is hidden in this run's mount namespace, for crun)")
 
     with tempfile.TemporaryDirectory(prefix="runnc-bench-") as tmp:
         work = Path(tmp)
@@ -179,28 +220,33 @@ def main() -> int:
         )
         uk_bundle = unikernel_bundle(work, guests / "hello.spt")
         true_bundle = runc_bundle(work, static_true(work))
-        runtimes = [
-            Runtime("runnc-py", [entry], uk_bundle, work / "root-runnc"),
-            Runtime("runnc-py -S", [str(fast_launcher(work))], uk_bundle, work / "root-runnc-S"),
-        ]
+        runtimes = [Runtime("runnc-py", [entry], uk_bundle, work / "root-runnc")]
+        console_script = Path(sys.executable).parent / "runnc-py"
+        if console_script.exists() and os.path.realpath(console_script) != os.path.realpath(entry):
+            runtimes.append(
+                Runtime("  pip script", [str(console_script)], uk_bundle, work / "root-pip")
+            )
         for name in ("runc", "crun"):
             path = shutil.which(name)
-            if path:
-                runtimes.append(Runtime(name, [path], true_bundle, work / f"root-{name}"))
-            else:
+            if not path:
                 print(f"({name} not installed: skipped)")
-        for rt in runtimes:  # warm-up: page cache, pyc files
-            rt.lifecycle()
-            for values in rt.times.values():
-                values.clear()
-        for _ in range(args.runs):
-            for rt in runtimes:
+                continue
+            runtimes.append(Runtime(name, [path], true_bundle, work / f"root-{name}"))
+        try:
+            for rt in runtimes:  # warm-up: page cache, pyc files
                 rt.lifecycle()
+                for values in rt.times.values():
+                    values.clear()
+            for _ in range(args.runs):
+                for rt in runtimes:
+                    rt.lifecycle()
+        finally:  # an interrupted run must not leave inits and cgroups behind
+            for rt in runtimes:
+                rt.cleanup()
 
         print(f"\nLifecycle (create + start + wait + delete), median of {args.runs} runs, ms")
-        print(
-            f"{'runtime':<14}{'create':>9}{'start':>9}{'wait':>9}{'delete':>9}{'total':>9}{'vs runc':>10}"
-        )
+        columns = ("create", "start", "wait", "delete", "total")
+        print(f"{'runtime':<14}" + "".join(f"{c:>9}" for c in columns) + f"{'vs runc':>10}")
         base = next(
             (statistics.median(r.times["total"]) for r in runtimes if r.name == "runc"), None
         )
@@ -215,38 +261,25 @@ def main() -> int:
 
         print(f"\n`state` of a created container, median of {args.runs} calls, ms")
         for rt in runtimes:
-            cid = "bench-state"
-            with open(os.devnull, "w") as null:
-                subprocess.run(
-                    rt.cmd("create", "--bundle", str(rt.bundle), cid),
-                    stdout=null,
-                    stderr=null,
-                    check=True,
-                )
-            try:
-                ms = median_ms(lambda rt=rt: run(rt.cmd("state", cid)), args.runs)  # type: ignore[misc]
-            finally:
-                subprocess.run(rt.cmd("delete", "--force", cid), capture_output=True)
-            print(
-                f"{rt.name:<14}{ms:9.1f}"
-                + (f"   (goal < 15 ms)" if rt.name.startswith("runnc") else "")
-            )
+            ms = state_cost(rt, args.runs)
+            goal = "   (goal < 15 ms)" if rt.bundle == uk_bundle else ""
+            print(f"{rt.name:<14}{ms:9.1f}{goal}")
 
         python = os.path.realpath(sys.executable)
         site_on = import_cost(python, "pass", [])
         site_off = import_cost(python, "pass", ["-S"])
+        paths = [str(REPO), sysconfig.get_paths()["purelib"]]
         hot = (
-            "import sys; sys.path[:0] = [%r]; from runnc_py.cli import main; "
-            "from runnc_py.oci import lifecycle, signals" % str(REPO)
+            f"import sys; sys.path[:0] = {paths!r}; from runnc_py.cli import main; "
+            "from runnc_py.oci import lifecycle, signals"
         )
         hot_cost = import_cost(python, hot, ["-S"])
         click = import_cost(python, hot + "; import click", ["-S"])
         print("\nPython start-up on the hot path (state/kill/start/delete), median of 20, ms")
         print(f"  interpreter, no site (-S)          {site_off:7.1f}")
         print(f"  interpreter + site (.pth files)    {site_on:7.1f}   (+{site_on - site_off:.1f})")
-        print(
-            f"  -S + runnc_py.cli + lifecycle      {hot_cost:7.1f}   (+{hot_cost - site_off:.1f} our imports)"
-        )
+        ours = hot_cost - site_off
+        print(f"  -S + runnc_py.cli + lifecycle      {hot_cost:7.1f}   (+{ours:.1f} our imports)")
         print(f"  ... + click (avoided on that path) {click:7.1f}   (+{click - hot_cost:.1f})")
     return 0
 

@@ -1,10 +1,11 @@
 """The `runnc-py` command line: runc's global flags and one thin command per verb.
 
 Commands live in `runnc_py.commands.*` and are imported only when called. This module itself
-imports no click: Docker's shim and conmon call `state`, `kill`, `start` and `delete` once or
-more per container, so those four take a fast path (`FAST`) that parses runc's simple forms
-by hand and calls the library directly; every other form (and `--help`) goes through click,
-built on first use (`cli` / `LazyGroup` are module attributes created lazily, PEP 562).
+imports no click: Docker's shim and conmon call `create`, `start`, `state`, `kill` and `delete`
+once or more per container, so those take a fast path (`FAST`) that parses runc's forms of
+them by hand and calls the library directly (click alone costs ~25 ms to import); every other
+form (and `--help`) goes through click, built on first use (`cli` / `LazyGroup` are module
+attributes created lazily, PEP 562).
 """
 
 from __future__ import annotations
@@ -119,40 +120,109 @@ def globals_from(opts: dict[str, Any], argv: Sequence[str]) -> Globals:
     )
 
 
-def _fast_state(g: Globals, flags: set[str], args: list[str]) -> int:
+class FastVerb:
+    """One verb's runc form for the fast path: flags, options taking a value, operands."""
+
+    __slots__ = ("flags", "handler", "max_operands", "min_operands", "values")
+
+    def __init__(
+        self,
+        handler: Callable[[Globals, dict[str, Any], list[str]], int],
+        operands: tuple[int, int] = (1, 1),
+        flags: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.min_operands, self.max_operands = operands
+        self.flags = flags or {}  # spelling -> canonical name
+        self.values = values or {}
+
+    def parse(self, args: Sequence[str]) -> tuple[dict[str, Any], list[str]] | None:
+        """(options, operands), or None when click must handle the command line."""
+        opts: dict[str, Any] = {}
+        operands: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            key, eq, inline = arg.partition("=")
+            if arg in self.flags:
+                opts[self.flags[arg]] = True
+            elif key in self.values:
+                if eq:
+                    opts[self.values[key]] = inline
+                elif i + 1 < len(args):
+                    i += 1
+                    opts[self.values[key]] = args[i]
+                else:
+                    return None
+            elif arg.startswith("-") and not operands:
+                return None  # --help, unknown flags: click explains
+            else:
+                operands.append(arg)
+            i += 1
+        if not self.min_operands <= len(operands) <= self.max_operands:
+            return None
+        return opts, operands
+
+
+def _fast_state(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
     from runnc_py.oci import lifecycle
 
     sys.stdout.write(lifecycle.state_json(g, args[0]) + "\n")
     return 0
 
 
-def _fast_kill(g: Globals, flags: set[str], args: list[str]) -> int:
+def _fast_kill(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
     from runnc_py.oci import lifecycle
 
-    lifecycle.kill(g, args[0], args[1] if len(args) > 1 else "SIGTERM", all_=bool(flags))
+    signal = args[1] if len(args) > 1 else "SIGTERM"
+    lifecycle.kill(g, args[0], signal, all_="all" in opts)
     return 0
 
 
-def _fast_start(g: Globals, flags: set[str], args: list[str]) -> int:
+def _fast_start(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
     from runnc_py.oci import lifecycle
 
     lifecycle.start(g, args[0])
     return 0
 
 
-def _fast_delete(g: Globals, flags: set[str], args: list[str]) -> int:
+def _fast_delete(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
     from runnc_py.oci import lifecycle
 
-    lifecycle.delete(g, args[0], force=bool(flags))
+    lifecycle.delete(g, args[0], force="force" in opts)
     return 0
 
 
-# verb -> (accepted flags, min operands, max operands, handler)
-FAST: dict[str, tuple[frozenset[str], int, int, Callable[[Globals, set[str], list[str]], int]]] = {
-    "state": (frozenset(), 1, 1, _fast_state),
-    "kill": (frozenset({"--all", "-a"}), 1, 2, _fast_kill),
-    "start": (frozenset(), 1, 1, _fast_start),
-    "delete": (frozenset({"--force", "-f"}), 1, 1, _fast_delete),
+def _fast_create(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
+    from runnc_py.oci import lifecycle
+
+    if not opts.get("preserve_fds", "0").isdigit():
+        raise RunncError("must be a number", where="--preserve-fds")
+    lifecycle.create(
+        g, args[0], opts.get("bundle", "."), opts.get("pid_file"), opts.get("console_socket")
+    )
+    return 0
+
+
+# The verbs engines call per container (create/start/state/kill/delete), in runc's spelling.
+# `commands/oci_cmd.py` defines the same verbs for click: keep the two in step.
+FAST: dict[str, FastVerb] = {
+    "state": FastVerb(_fast_state),
+    "kill": FastVerb(_fast_kill, (1, 2), flags={"--all": "all", "-a": "all"}),
+    "start": FastVerb(_fast_start),
+    "delete": FastVerb(_fast_delete, flags={"--force": "force", "-f": "force"}),
+    "create": FastVerb(
+        _fast_create,
+        flags={"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"},
+        values={
+            "--bundle": "bundle",
+            "-b": "bundle",
+            "--pid-file": "pid_file",
+            "--console-socket": "console_socket",
+            "--preserve-fds": "preserve_fds",
+        },
+    ),
 }
 
 
@@ -163,23 +233,15 @@ def _fast_path(argv: list[str]) -> tuple[Globals, Callable[[], int]] | None:
     opts, at = split
     if opts.get("--log-format", "text") not in ("text", "json"):
         return None  # let click report the bad choice
-    entry = FAST.get(argv[at])
-    if entry is None:
+    verb = FAST.get(argv[at])
+    if verb is None:
         return None
-    accepted, lo, hi, handler = entry
-    flags: set[str] = set()
-    operands: list[str] = []
-    for arg in argv[at + 1 :]:
-        if arg in accepted:
-            flags.add(arg)
-        elif arg.startswith("-") and not operands:
-            return None  # --help, unknown flags: click explains
-        else:
-            operands.append(arg)
-    if not lo <= len(operands) <= hi:
+    parsed = verb.parse(argv[at + 1 :])
+    if parsed is None:
         return None
+    verb_opts, operands = parsed
     g = globals_from(opts, argv)
-    return g, lambda: handler(g, flags, operands)
+    return g, lambda: verb.handler(g, verb_opts, operands)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +337,8 @@ def main(argv: list[str] | None = None) -> Any:
         except RunncError as exc:
             g.log.error(exc.line())
             sys.exit(exc.status)
+        except Exception as exc:
+            _unexpected(g.log, exc)
         sys.stdout.flush()
         sys.exit(status)
     import click
@@ -294,6 +358,24 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code if exc.exit_code else 1)
     except click.exceptions.Abort:
         sys.exit(130)
+    except Exception as exc:
+        _unexpected(_log_from_context(), exc)
+
+
+def _unexpected(log: RuntimeLog, exc: Exception) -> None:
+    """A bug or an unforeseen OS error: still one line and a log entry (engines read only
+    that); the traceback goes to stderr with --debug."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"{exc.strerror}{where}"
+    else:
+        message = f"internal error: {exc!r}"
+    if log.debug:
+        import traceback
+
+        traceback.print_exc()
+    log.error(message)
+    sys.exit(1)
 
 
 def _log_from_context() -> RuntimeLog:

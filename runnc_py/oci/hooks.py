@@ -9,13 +9,12 @@ to tear down.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runnc_py.errors import RunncError
+from runnc_py.oci import fastjson
 from runnc_py.oci.spec import Hook
 
 # The runtime spec: prestart/createRuntime/createContainer/startContainer failures stop the
@@ -31,6 +30,8 @@ def _tail(data: bytes) -> str:
 
 def run_hook(kind: str, hook: Hook, state: Mapping[str, Any]) -> None:
     """Run one hook; RunncError if it cannot start, exits non-zero or times out."""
+    import subprocess  # here: `create` without hooks should not pay for it
+
     where = f"{kind} hook {hook.path}"
     argv = list(hook.args) or [hook.path]
     env = dict(e.split("=", 1) for e in hook.env if "=" in e) if hook.env is not None else None
@@ -49,7 +50,7 @@ def run_hook(kind: str, hook: Hook, state: Mapping[str, Any]) -> None:
     except OSError as exc:
         raise RunncError(f"cannot run: {exc.strerror}", where=where) from None
     try:
-        out, _ = proc.communicate(json.dumps(dict(state)).encode(), timeout=hook.timeout)
+        out, _ = proc.communicate(fastjson.dumps(dict(state)).encode(), timeout=hook.timeout)
     except subprocess.TimeoutExpired:
         # The hook runs in its own session: kill the whole group, helpers included.
         with contextlib.suppress(ProcessLookupError):

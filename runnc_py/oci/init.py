@@ -2,7 +2,7 @@
 
 Its pid is the container's pid from `create` on (the engine waits on it), so the guest's exit
 status is the container's. Steps, with the parent (`lifecycle.create`) in lock-step over a
-SOCK_SEQPACKET pair:
+pair of pipes (`Channel`):
 
   1. new session; the console slave as controlling tty and stdio (process.terminal);
      join/create namespaces (see namespaces.py)                              -> "ok"
@@ -16,7 +16,7 @@ SOCK_SEQPACKET pair:
      drop privileges (user, rlimits, capabilities, NNP); boot.
 
 Before step 4 every failure goes back to the parent, which reports it and tears the container
-down; a parent that dies (EOF on the socket) makes the init exit at once. After step 4 the
+down; a parent that dies (EOF on the channel) makes the init exit at once. After step 4 the
 engine's stdio and --log are the only witnesses, so failures are written there, exit status 1.
 """
 
@@ -26,7 +26,6 @@ import contextlib
 import os
 import select
 import signal
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -44,14 +43,48 @@ MAX_MESSAGE = 4096
 # ---------------------------------------------------------------------------- sync protocol
 
 
-def send(sock: socket.socket, message: bytes) -> None:
-    sock.send(message[:MAX_MESSAGE])
+class Channel:
+    """One end of the parent/init lock-step: a pipe to read, a pipe to write.
+
+    Each message is one write of at most PIPE_BUF bytes (atomic), and each side waits for the
+    other's answer before writing again, so one read is always one message. A closed peer
+    reads as b"" (EOF). Plain pipes: `socket` would cost an import on `create`'s path.
+    """
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+
+    def send(self, message: bytes) -> None:
+        try:
+            os.write(self.wfd, message[:MAX_MESSAGE])
+        except OSError as exc:  # EPIPE: the other side died
+            raise RunncError(f"lost contact with the container's init: {exc.strerror}") from None
+
+    def recv(self) -> bytes:
+        return os.read(self.rfd, MAX_MESSAGE)
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            if fd >= 0:
+                os.close(fd)
+        self.rfd = self.wfd = -1
 
 
-def expect_ok(sock: socket.socket, where: str) -> None:
-    """Parent side: wait for "ok"; raise the child's own error or report its death."""
+def channel_pair() -> tuple[Channel, Channel]:
+    """(parent end, init end); every fd close-on-exec."""
+    down_r, down_w = os.pipe2(os.O_CLOEXEC)
+    up_r, up_w = os.pipe2(os.O_CLOEXEC)
+    return Channel(up_r, down_w), Channel(down_r, up_w)
+
+
+def send(chan: Channel, message: bytes) -> None:
+    chan.send(message)
+
+
+def expect_ok(chan: Channel, where: str) -> None:
+    """Parent side: wait for "ok"; raise the init's own error or report its death."""
     try:
-        message = sock.recv(MAX_MESSAGE)
+        message = chan.recv()
     except OSError as exc:
         raise RunncError(
             f"lost contact with the container's init: {exc.strerror}", where=where
@@ -63,10 +96,10 @@ def expect_ok(sock: socket.socket, where: str) -> None:
     raise RunncError("the container's init exited unexpectedly", where=where)
 
 
-def _wait_go(sock: socket.socket) -> None:
-    """Child side: block until the parent says go; exit quietly if the parent is gone."""
+def _wait_go(chan: Channel) -> None:
+    """Init side: block until the parent says go; exit quietly if the parent is gone."""
     try:
-        message = sock.recv(MAX_MESSAGE)
+        message = chan.recv()
     except OSError:
         message = b""
     if message != GO:
@@ -122,7 +155,7 @@ class InitConfig:
     log: RuntimeLog
 
 
-def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
+def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
     """The init's whole life (see the module docstring). Never returns."""
     try:
         # Python turns SIGINT into KeyboardInterrupt: the container must die of it as a
@@ -137,8 +170,8 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
         from runnc_py.oci.namespaces import enter
 
         enter(cfg.ns_actions, cfg.hostname)
-        send(sock, OK)
-        _wait_go(sock)
+        send(chan, OK)
+        _wait_go(chan)
 
         from runnc_py.monitor import launch
         from runnc_py.oci.hooks import run_hooks
@@ -148,13 +181,13 @@ def run_init(sock: socket.socket, cfg: InitConfig) -> NoReturn:
         )
         prepared = launch.prepare(cfg.request)
         fifo_fd = open_fifo_reader(cfg.fifo)
-        send(sock, OK)
-        _wait_go(sock)
-        sock.close()
+        send(chan, OK)
+        _wait_go(chan)
+        chan.close()
     except BaseException as exc:  # everything goes back to the parent
         message = exc.line() if isinstance(exc, RunncError) else f"init failed: {exc!r}"
         with contextlib.suppress(OSError):
-            send(sock, ERROR_PREFIX + message.encode())
+            send(chan, ERROR_PREFIX + message.encode())
         os._exit(1)
 
     try:

@@ -10,7 +10,6 @@ imports stay builtin-only; specs, plans, the launcher, cgroups and hooks are imp
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -78,8 +77,19 @@ def _wait_gone(pid: int, start: int | None, timeout: float = KILL_WAIT) -> bool:
             return False
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-    with contextlib.suppress(ChildProcessError):
+    try:
         os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # not our child: its parent (the engine's shim) reaps it
+    return True
+
+
+def _signal(pid: int, signum: int) -> bool:
+    """kill(2); False if PID is gone (ESRCH). No contextlib: this is on the hot path."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
     return True
 
 
@@ -105,9 +115,8 @@ def _teardown(store: Store, state: ContainerState, pid_file: str | None = None) 
     cgroup = _cgroup(state)
     if cgroup is not None:
         cgroup.remove()
-    if pid_file:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pid_file)
+    if pid_file and os.path.lexists(pid_file):
+        os.unlink(pid_file)
     store.remove(state.id)
 
 
@@ -145,10 +154,10 @@ def load_status(g: Globals, container_id: str) -> tuple[ContainerState, str]:
 
 
 def state_json(g: Globals, container_id: str) -> str:
-    import json
+    from runnc_py.oci import fastjson
 
     state, status = load_status(g, container_id)
-    return json.dumps(state.oci(status), indent=2)
+    return fastjson.dumps(state.oci(status), indent=2)
 
 
 def list_states(g: Globals) -> list[dict[str, Any]]:
@@ -182,12 +191,10 @@ def create(
     FOREGROUND (`run` without --detach): a terminal without --console-socket is allowed and
     the guest uses the inherited stdio.
     """
-    import socket
-
     from runnc_py.monitor import launch
     from runnc_py.oci import cgroups, security
     from runnc_py.oci.hooks import run_hooks
-    from runnc_py.oci.init import GO, InitConfig, expect_ok, run_init, send
+    from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
     from runnc_py.oci.log import _timestamp
     from runnc_py.oci.namespaces import plan_namespaces
     from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
@@ -273,23 +280,21 @@ def create(
                 security=sec,
                 log=g.log,
             )
-            parent_sock, child_sock = socket.socketpair(
-                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
-            )
+            parent_chan, init_chan = channel_pair()
             pid = os.fork()
             if pid == 0:  # the init: never returns
                 # The lock's open file description is shared across fork: a copy kept here
                 # would hold the container's lock for as long as the init lives.
                 os.close(lock.fd)
-                parent_sock.close()
-                run_init(child_sock, cfg)
-            child_sock.close()
+                parent_chan.close()
+                run_init(init_chan, cfg)
+            init_chan.close()
             if slave is not None:
                 os.close(slave)
             state.pid, state.pid_start = pid, proc_start_time(pid)
             store.save(state)
-            with parent_sock:
-                expect_ok(parent_sock, "create: namespaces")
+            try:
+                expect_ok(parent_chan, "create: namespaces")
                 layout = cgroups.CgroupLayout.detect()
                 # Recorded before it exists: a create killed half-way leaves a cgroup that
                 # `delete --force` must find.
@@ -303,14 +308,16 @@ def create(
                 run_hooks(
                     "createRuntime", spec.hooks.get("createRuntime", ()), hook_state(CREATING)
                 )
-                send(parent_sock, GO)
-                expect_ok(parent_sock, "create: devices")
+                send(parent_chan, GO)
+                expect_ok(parent_chan, "create: devices")
                 if pid_file:
                     _write_pid_file(pid_file, pid)
                     wrote_pid_file = pid_file
                 state.phase = CREATED
                 store.save(state)
-                send(parent_sock, GO)
+                send(parent_chan, GO)
+            finally:
+                parent_chan.close()
     except BaseException:
         try:
             _teardown(store, state, wrote_pid_file)
@@ -404,9 +411,7 @@ def kill(g: Globals, container_id: str, signal: str = "SIGTERM", *, all_: bool =
         if cgroup is not None:
             pids = sorted(set(pids) | set(cgroup.pids()))
         for pid in pids:
-            # ESRCH: it died since we looked, and the signal's purpose is met.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+            _signal(pid, signum)  # ESRCH: it died since we looked; the purpose is met
         if signum == 9 and status == PAUSED:
             # A frozen task cannot act on SIGKILL until thawed.
             frozen = _cgroup(state)
@@ -549,8 +554,7 @@ def run(
     if not detach:
         # The guest is our child: forward what we receive, as `runc run` does.
         def forward(signum: int, _frame: object) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+            _signal(pid, signum)
 
         for signum in forwarded:
             signal_module.signal(signum, forward)

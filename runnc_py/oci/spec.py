@@ -7,13 +7,13 @@ error names the JSON path (`config.json: process.args[0]`) so a user can find th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runnc_py.errors import RunncError
+from runnc_py.oci import fastjson
 
 HOOK_KINDS = (
     "prestart",
@@ -228,7 +228,7 @@ def load_spec(bundle: str) -> Spec:
     except OSError as exc:
         raise RunncError(f"cannot read: {exc.strerror}", where=path) from None
     try:
-        data = json.loads(text)
+        data = fastjson.loads(text)
     except ValueError as exc:
         raise RunncError(f"not valid JSON: {exc}", where=path) from None
     return parse_spec(data, bundle)

@@ -1,8 +1,8 @@
 """Container state on disk: `<root>/<id>/{state.json,lock,exec.fifo}`, and the status it implies.
 
 This module is on the engines' hot path (`state`, `kill` run once per poll): it imports only
-builtin modules, no dataclasses/typing at run time, and does one read of state.json plus one
-read of /proc/PID/stat.
+builtin modules (not even `json`, see fastjson.py), no dataclasses/typing at run time, and does
+one read of state.json plus one read of /proc/PID/stat.
 
 What is stored is what cannot be observed later (pid + its start time, bundle, the creation
 time, the cgroup we made, the poststart/poststop hooks); the status is derived on every read:
@@ -18,11 +18,10 @@ create, so a recycled pid never passes for our guest.
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
 
 from runnc_py.errors import RunncError
+from runnc_py.oci import fastjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -230,6 +229,8 @@ class Lock:
         self.fd = -1
 
     def __enter__(self) -> Lock:
+        import fcntl
+
         try:
             # No O_CREAT: `make_dir` creates the file; re-creating it here would race with
             # `delete` emptying the directory.
@@ -294,7 +295,7 @@ class Store:
         except OSError as exc:
             raise RunncError(f"cannot read {path}: {exc.strerror}", where=container_id) from None
         try:
-            data = json.loads(text)
+            data = fastjson.loads(text)
         except ValueError:
             raise RunncError(
                 f"corrupt state file {path}: `delete --force` removes it", where=container_id
@@ -310,7 +311,7 @@ class Store:
         """Atomic replace: readers see the old or the new file, never a partial one."""
         directory = self.dir(state.id)
         tmp = os.path.join(directory, f".{STATE_FILE}.{os.getpid()}")
-        data = json.dumps(state.to_json()).encode()
+        data = fastjson.dumps(state.to_json()).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)

@@ -57,8 +57,8 @@ def cgroup_dirs(path: str) -> list[Path]:
     ]
 
 
-def children() -> set[int]:
-    """Live (non-zombie) processes whose parent is this test process."""
+def children(zombies: bool = False) -> set[int]:
+    """Live (or, with ZOMBIES, dead but unreaped) processes whose parent is this process."""
     me = str(os.getpid())
     found = set()
     for entry in os.listdir("/proc"):
@@ -69,7 +69,7 @@ def children() -> set[int]:
         except OSError:
             continue
         fields = data[data.rindex(b")") + 2 :].split()
-        if fields[1].decode() == me and fields[0] not in (b"Z", b"X"):
+        if fields[1].decode() == me and (fields[0] in (b"Z", b"X")) == zombies:
             found.add(int(entry))
     return found
 
@@ -223,6 +223,9 @@ def rt(tmp_path: Path, guests: Path) -> Iterator[Runtime]:
     for pid in children():  # an init a failing test left behind
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    for pid in children(zombies=True):  # inits `delete` killed: re-parented to us, so ours to reap
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 # ---------------------------------------------------------------------------- lifecycle
@@ -650,6 +653,39 @@ def test_pid_file_relative_path(rt: Runtime) -> None:
     assert wait_exit(pid) == 137
 
 
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def test_guest_runs_unprivileged(rt: Runtime) -> None:
+    """process.user, rlimits, no capabilities, NO_NEW_PRIVS, no stray fds: on the live guest."""
+    cid = rt.new_id()
+    bundle = rt.bundle("time.spt", ("sleep=30",))
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["user"] = {"uid": 65534, "gid": 65534, "additionalGids": [65533]}
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]
+    (bundle / "config.json").write_text(json.dumps(config))
+    pid, out = rt.created(cid, bundle)
+    assert proc_status(pid)["Uid"].split()[0] == "0"  # still root while created
+    assert rt("start", cid).returncode == 0
+    wait_for(lambda: "sleeping" in out.read_text(), what="the guest to sleep")
+    status = proc_status(pid)
+    assert status["Uid"].split() == ["65534"] * 4 and status["Gid"].split() == ["65534"] * 4
+    assert status["Groups"].split() == ["65533"]
+    for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[caps], 16) == 0, caps
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert any(line.startswith("Max open files") and line.split()[3:5] == ["64", "64"]
+               for line in limits.splitlines())  # fmt: skip
+    # stdio plus the guest's own epoll and timer fds: nothing of the runtime's leaks in.
+    assert len(os.listdir(f"/proc/{pid}/fd")) == 5
+    assert rt("kill", cid, "KILL").returncode == 0
+    assert wait_exit(pid) == 137
+    assert rt("delete", cid).returncode == 0
+
+
 # ---------------------------------------------------------------------------- memory
 
 
@@ -802,6 +838,7 @@ def test_kill_9_during_create_then_delete_force(rt: Runtime) -> None:
         )
     try:
         wait_for(marker.exists, timeout=20, what="the prestart hook")
+        assert rt.status(cid) == "creating"  # `state` answers while create holds the lock
         state = json.loads((rt.root / cid / "state.json").read_text())
         init_pid = state["pid"]
         assert init_pid > 0 and Path(f"/proc/{init_pid}").exists()

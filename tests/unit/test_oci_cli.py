@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,10 @@ def test_split_globals_gives_up(argv: list[str]) -> None:
         ["delete", "x"],
         ["delete", "--force", "x"],
         ["--root", "/r", "delete", "-f", "x"],
+        ["create", "x"],
+        ["create", "--bundle", "b", "--pid-file", "p", "--console-socket", "s", "x"],
+        ["create", "-b", "b", "--no-pivot", "--no-new-keyring", "--preserve-fds", "0", "x"],
+        ["create", "--bundle=b", "--pid-file=p", "x"],
     ],
 )
 def test_fast_path_taken(argv: list[str]) -> None:
@@ -56,13 +61,29 @@ def test_fast_path_taken(argv: list[str]) -> None:
         ["state", "--help"],
         ["kill", "x", "9", "extra"],
         ["delete", "--bogus", "x"],
-        ["create", "--bundle", "b", "x"],
+        ["create", "--bundle", "b"],
+        ["create", "--bundle"],
+        ["create", "--detach", "x"],
+        ["create", "x", "y"],
         ["list"],
         ["--log-format", "xml", "state", "x"],
     ],
 )
 def test_fast_path_declined(argv: list[str]) -> None:
     assert _fast_path(argv) is None
+
+
+def test_fast_create_options() -> None:
+    from runnc_py.cli import FAST
+
+    parsed = FAST["create"].parse(
+        ["-b", "/b", "--pid-file=/p", "--no-pivot", "--console-socket", "/s", "id"]
+    )
+    assert parsed == (
+        {"bundle": "/b", "pid_file": "/p", "no_pivot": True, "console_socket": "/s"},
+        ["id"],
+    )
+    assert FAST["kill"].parse(["-a", "id", "9"]) == ({"all": True}, ["id", "9"])
 
 
 def test_globals_from(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,17 +98,22 @@ def test_globals_from(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_hot_verbs_import_no_heavy_modules() -> None:
-    """state/kill/start/delete must not pay for click, dataclasses, pyelftools, pyseccomp..."""
+    """state/kill/start/delete must not pay for click, json/re, dataclasses, pyelftools...
+
+    Checked under `python -S -I` as the engine entry point runs: nothing else imported them."""
+    repo = str(Path(__file__).resolve().parents[2])
     code = (
-        "import sys\n"
+        f"import sys; sys.path.insert(0, {repo!r})\n"
         "from runnc_py.cli import _fast_path\n"
         "from runnc_py.oci import lifecycle, signals\n"
         "heavy = ['click', 'dataclasses', 'elftools', 'seccomp', 'pyroute2', 'prctl', 'subprocess',"
-        " 'runnc_py.oci.cgroups', 'runnc_py.monitor.launch', 'runnc_py.oci.spec']\n"
+        " 'json', 're', 'enum', 'contextlib', 'typing', 'runnc_py.oci.cgroups',"
+        " 'runnc_py.monitor.launch', 'runnc_py.oci.spec']\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd="/"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
 
