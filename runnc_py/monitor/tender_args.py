@@ -9,6 +9,7 @@ Options stop at the unikernel path (or `--`); everything after it is the guest's
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from runnc_py.errors import RunncError
@@ -144,3 +145,44 @@ def parse_exec_args(argv: list[str]) -> ExecArgs:
     rest = argv[i + 1 :]
     out.args = rest[1:] if rest[:1] == ["--"] else rest
     return out
+
+
+# runc's `exec` flags: their presence means an engine is asking to exec into a container.
+_RUNC_EXEC_VALUED = {
+    *("--process", "-p", "--pid-file", "--console-socket", "--cwd", "--env", "-e"),
+    *("--user", "-u", "--cap", "-c", "--apparmor", "--process-label", "--preserve-fds"),
+    *("--cgroup", "--additional-gids", "-g"),
+}
+_RUNC_EXEC_BOOLEAN = {"--detach", "-d", "--tty", "-t", "--no-new-privs", "--ignore-paused"}
+_RUNC_EXEC_FLAGS = _RUNC_EXEC_VALUED | _RUNC_EXEC_BOOLEAN
+
+
+def runc_exec_target(argv: list[str]) -> tuple[str, str | None]:
+    """(container ID, --process file) of runc's `exec [FLAGS] ID [COMMAND...]`."""
+    process: str | None = None
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        if flag in _RUNC_EXEC_VALUED:
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) else ""
+                i += 1
+            if flag in ("--process", "-p"):
+                process = value
+        elif flag not in _RUNC_EXEC_BOOLEAN:
+            return argv[i], process
+        i += 1
+    raise RunncError("missing container ID", where="exec")
+
+
+def is_container_exec(root: str, argv: list[str]) -> bool:
+    """runc's `exec` into container ID (an engine's `docker exec`), not a unikernel to run?"""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg.split("=", 1)[0] in _RUNC_EXEC_FLAGS:
+            return True
+        if not arg.startswith("-"):
+            # A first operand that is no file but a container we know: runc's `exec ID CMD`.
+            return not os.path.exists(arg) and os.path.isdir(os.path.join(root, arg))
+    return False

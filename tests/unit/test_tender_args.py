@@ -100,3 +100,17 @@ def test_non_numeric_memory() -> None:
 
 def test_help() -> None:
     assert parse_exec_args(["--help"]).help
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--process", "/tmp/p.json", "-d", "--pid-file", "/x", "ctr1"], ("ctr1", "/tmp/p.json")),
+        (["-d", "--process=/p", "ctr2", "sh"], ("ctr2", "/p")),
+        (["--tty", "ctr3", "ls", "-l"], ("ctr3", None)),
+    ],
+)
+def test_runc_exec_target(argv: list[str], expected: tuple[str, str | None]) -> None:
+    from runnc_py.monitor.tender_args import runc_exec_target
+
+    assert runc_exec_target(argv) == expected
