@@ -126,79 +126,46 @@ def guest_sources() -> list[Path]:
     return sorted(GUESTS_SRC.glob("*.c"))
 
 
-def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
-    """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt.
-
-    Each guest is one gcc run over its source plus csrc/guests/lib/*.c, linked with
-    csrc/guests/spt.ld. The runs are independent, so they go in parallel.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    common = [str(p) for p in sorted((GUESTS_SRC / "lib").glob("*.c"))]
-    linker_script = GUESTS_SRC / "spt.ld"
-    jobs: list[tuple[list[str], Path]] = []
-    for abi_version, subdir in GUEST_ABI_VERSIONS:
-        dest = out / subdir if subdir else out
-        dest.mkdir(parents=True, exist_ok=True)
-        for source in guest_sources():
-            target = dest / f"{source.stem}.spt"
-            cmd = [
-                cc,
-                *GUEST_CFLAGS,
-                f"-DSOLO5_ABI_VERSION={abi_version}",
-                f"-I{GUESTS_SRC / 'include'}",
-                f"-Wl,-T,{linker_script}",
-                "-o",
-                str(target),
-                str(source),
-                *common,
-            ]
-            jobs.append((cmd, target))
-
-    def run(job: tuple[list[str], Path]) -> Path:
-        cmd, target = job
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"building guest {target} failed:\n{done.stderr.strip()}")
-        return target
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        built = list(pool.map(run, jobs))
-    return built + build_hvt_guests(out, cc)
-
-
 HVT_GUESTS_SRC = GUESTS_SRC / "hvt"
 
+# target -> (sources and their lib/, include/, linker script, output subdirectory)
+GUEST_TARGETS = {
+    "spt": (GUESTS_SRC, GUESTS_SRC / "spt.ld", ""),
+    # hvt guests have their own runtime (hypercalls instead of syscalls) but the same flags;
+    # -mgeneral-regs-only matters there: a paravirtual KVM may not emulate guest SSE.
+    "hvt": (HVT_GUESTS_SRC, HVT_GUESTS_SRC / "hvt.ld", "hvt"),
+}
 
-def build_hvt_guests(out: Path, cc: str = "gcc") -> list[Path]:
-    """Compile every csrc/guests/hvt/<name>.c into OUT/hvt/<name>.hvt (ABI 2) and
-    OUT/hvt/abi1/<name>.hvt, with csrc/guests/hvt/lib/*.c and csrc/guests/hvt/hvt.ld.
 
-    hvt guests have their own runtime (hypercalls instead of syscalls) but the same
-    freestanding flags as the spt guests; -mgeneral-regs-only matters here, since a
-    paravirtual KVM may not emulate guest SSE instructions.
+def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
+    """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt,
+    and every csrc/guests/hvt/<name>.c into OUT/hvt/<name>.hvt and OUT/hvt/abi1/<name>.hvt.
+
+    Each guest is one gcc run over its source plus its target's lib/*.c, linked with the
+    target's linker script. The runs are independent, so they go in parallel.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    common = [str(p) for p in sorted((HVT_GUESTS_SRC / "lib").glob("*.c"))]
     jobs: list[tuple[list[str], Path]] = []
-    for abi_version, subdir in GUEST_ABI_VERSIONS:
-        dest = out / "hvt" / subdir if subdir else out / "hvt"
-        dest.mkdir(parents=True, exist_ok=True)
-        for source in sorted(HVT_GUESTS_SRC.glob("*.c")):
-            target = dest / f"{source.stem}.hvt"
-            cmd = [
-                cc,
-                *GUEST_CFLAGS,
-                f"-DSOLO5_ABI_VERSION={abi_version}",
-                f"-I{HVT_GUESTS_SRC / 'include'}",
-                f"-Wl,-T,{HVT_GUESTS_SRC / 'hvt.ld'}",
-                "-o",
-                str(target),
-                str(source),
-                *common,
-            ]
-            jobs.append((cmd, target))
+    for target_name, (src, linker_script, target_dir) in GUEST_TARGETS.items():
+        common = [str(p) for p in sorted((src / "lib").glob("*.c"))]
+        for abi_version, abi_dir in GUEST_ABI_VERSIONS:
+            dest = out / target_dir / abi_dir
+            dest.mkdir(parents=True, exist_ok=True)
+            for source in sorted(src.glob("*.c")):
+                target = dest / f"{source.stem}.{target_name}"
+                cmd = [
+                    cc,
+                    *GUEST_CFLAGS,
+                    f"-DSOLO5_ABI_VERSION={abi_version}",
+                    f"-I{src / 'include'}",
+                    f"-Wl,-T,{linker_script}",
+                    "-o",
+                    str(target),
+                    str(source),
+                    *common,
+                ]
+                jobs.append((cmd, target))
 
     def run(job: tuple[list[str], Path]) -> Path:
         cmd, target = job
