@@ -141,14 +141,15 @@ def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
     """Compile every csrc/guests/<name>.c into OUT/<name>.spt (ABI 2) and OUT/abi1/<name>.spt,
     and every csrc/guests/hvt/<name>.c into OUT/hvt/<name>.hvt and OUT/hvt/abi1/<name>.hvt.
 
-    Each guest is one gcc run over its source plus its target's lib/*.c, linked with the
-    target's linker script. The runs are independent, so they go in parallel.
+    Each guest is one gcc run over its source, its target's lib/*.c and common/*.c, linked with
+    the target's linker script. The runs are independent, so they go in parallel.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     jobs: list[tuple[list[str], Path]] = []
+    shared = GUESTS_SRC / "common"  # the target-independent runtime (console, strings, argv)
     for target_name, (src, linker_script, target_dir) in GUEST_TARGETS.items():
-        common = [str(p) for p in sorted((src / "lib").glob("*.c"))]
+        common = [str(p) for p in sorted([*(src / "lib").glob("*.c"), *shared.glob("*.c")])]
         for abi_version, abi_dir in GUEST_ABI_VERSIONS:
             dest = out / target_dir / abi_dir
             dest.mkdir(parents=True, exist_ok=True)
@@ -159,6 +160,7 @@ def build_guests(out: Path, cc: str = "gcc") -> list[Path]:
                     *GUEST_CFLAGS,
                     f"-DSOLO5_ABI_VERSION={abi_version}",
                     f"-I{src / 'include'}",
+                    f"-I{shared}",
                     f"-Wl,-T,{linker_script}",
                     "-o",
                     str(target),

@@ -7,7 +7,7 @@
  */
 #include "hvt_guest.h"
 
-HVT_MANIFEST(1, MFT_BLOCK("storage"));
+GUEST_MANIFEST(1, MFT_BLOCK("storage"));
 
 static uint8_t wbuf[4096], rbuf[4096];
 

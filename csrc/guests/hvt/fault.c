@@ -13,7 +13,7 @@
  */
 #include "hvt_guest.h"
 
-HVT_MANIFEST(0);
+GUEST_MANIFEST(0);
 
 extern char _stext[];
 

@@ -9,7 +9,7 @@
  */
 #include "hvt_guest.h"
 
-HVT_MANIFEST(0);
+GUEST_MANIFEST(0);
 
 int guest_main(const struct hvt_boot_info *bi)
 {

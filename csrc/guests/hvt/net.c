@@ -10,7 +10,7 @@
  */
 #include "hvt_guest.h"
 
-HVT_MANIFEST(1, MFT_NET("service0"));
+GUEST_MANIFEST(1, MFT_NET("service0"));
 
 #define ETH_HLEN       14
 #define ETHERTYPE_IPV4 0x0800

@@ -6,7 +6,7 @@
  */
 #include "hvt_guest.h"
 
-HVT_MANIFEST(0);
+GUEST_MANIFEST(0);
 
 static uint64_t walltime(void)
 {

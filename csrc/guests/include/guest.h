@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime.h"
 #include "solo5_spt.h"
 
 /* Exit status of a guest whose boot info fails the runtime's sanity checks (lib/start.c). */
@@ -70,33 +71,7 @@ long sys_timerfd_settime(int fd, int flags, const struct itimerspec *new_value);
 long sys_arch_prctl(int code, unsigned long addr);
 __attribute__((noreturn)) void sys_exit_group(int status);
 
-/* ---- strings and memory (lib/string.c; gcc may also call mem* for struct copies) -------- */
-
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-bool str_eq(const char *a, const char *b);
-
-/* ---- console (lib/console.c) --------------------------------------------------------------- */
-
-/* printf subset: %s %c %d %u %x (with l/ll, width and 0 flag), %%. One write per call, so
- * a line printed in one call reaches stdout in one piece. */
-__attribute__((format(printf, 1, 2))) void cprintf(const char *fmt, ...);
-void cputs(const char *s);
-
-/* ---- command line (lib/cmdline.c) ----------------------------------------------------------- */
-
-/* Tokens are separated by spaces. For a token KEY=VALUE, cmdline_value("KEY") returns a
- * pointer to VALUE (ending at the next space or NUL) and its length in *len; NULL if absent. */
-const char *cmdline_value(const char *key, size_t *len);
-/* True if a token is exactly `word`. */
-bool cmdline_has(const char *word);
-/* Parse the unsigned decimal value of KEY=N; false if absent or not a number. */
-bool cmdline_uint(const char *key, uint64_t *out);
-/* Copy of the command line the runtime was started with (for printing). */
-const char *cmdline_raw(void);
+/* strings, console and command line: common/runtime.h */
 
 /* ---- manifest (lib/mft.c) -------------------------------------------------------------------- */
 

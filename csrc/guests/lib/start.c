@@ -7,24 +7,7 @@
  */
 #include "guest.h"
 
-/* The "ABI1" note: spt target, ABI version from the build (-DSOLO5_ABI_VERSION). Its 4-byte
- * aligned body starts right after the 20-byte header, so n_descsz is exactly 16. */
-__attribute__((used, section(".note.solo5.abi"), aligned(4))) const struct {
-    struct solo5_nhdr h;
-    struct abi1_info i;
-} guest_abi1_note = {
-    .h = {
-        .n_namesz = sizeof(SOLO5_NOTE_NAME),
-        .n_descsz = sizeof(struct abi1_info),
-        .n_type = ABI1_NOTE_TYPE,
-        .n_name = SOLO5_NOTE_NAME,
-    },
-    .i = { .abi_target = SPT_ABI_TARGET, .abi_version = SOLO5_ABI_VERSION },
-};
-
-/* PT_INTERP as Solo5 toolchains write it: the host kernel refuses to exec the unikernel
- * directly (no such interpreter) instead of running it as a broken static program. */
-__attribute__((used, section(".interp"))) const char guest_interp[] = "/nonexistent/solo5/";
+GUEST_ABI_NOTE(SPT_ABI_TARGET);
 
 /* Defined by the guest through GUEST_MANIFEST(). */
 extern const struct mft *const guest_static_mft;
@@ -41,18 +24,7 @@ const struct spt_boot_info *guest_boot_info(void)
 
 void guest_start(const struct spt_boot_info *bi);
 void mft_init(const struct mft *mft);
-void cmdline_init(const char *cmdline);
 
-/* Align the stack to 16 bytes whatever the tender did, then call C with %rdi untouched. */
-__asm__(".text\n"
-        ".globl _start\n"
-        ".type _start, @function\n"
-        "_start:\n"
-        "    xorl %ebp, %ebp\n"
-        "    andq $-16, %rsp\n"
-        "    call guest_start\n"
-        "    ud2\n"
-        ".size _start, . - _start\n");
 
 static __attribute__((noreturn)) void bad_boot(const char *what)
 {

@@ -7,7 +7,7 @@
  * _Static_assert. Build with -mgeneral-regs-only: on paravirtual KVM hosts guest SSE/FPU
  * instructions may not be emulated.
  *
- * A guest defines HVT_MANIFEST(...) and `int guest_main(const struct hvt_boot_info *bi)`;
+ * A guest defines GUEST_MANIFEST(...) and `int guest_main(const struct hvt_boot_info *bi)`;
  * lib/start.c enters it and halts with its return value as the exit status.
  */
 #ifndef HVT_GUEST_H
@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "runtime.h"
 
 #ifndef SOLO5_ABI_VERSION
 #error "build with -DSOLO5_ABI_VERSION=1 (Solo5 <= 0.7) or 2 (Solo5 >= 0.8)"
@@ -78,96 +80,16 @@ static inline void hvt_hypercall(int nr, volatile void *arg)
 
 __attribute__((noreturn)) void guest_halt(int status);
 
-/* ---- strings, console, command line (lib/) ------------------------------------------------ */
+/* strings, console and command line: common/runtime.h */
 
-void *memcpy(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-bool str_eq(const char *a, const char *b);
+/* ---- manifest and notes: common/solo5_notes.h ------------------------------------------- */
 
-/* printf subset: %s %c %d %u %x (l/ll, width, 0 flag), %%. One puts hypercall per call. */
-__attribute__((format(printf, 1, 2))) void cprintf(const char *fmt, ...);
+#include "solo5_notes.h"
 
-/* Tokens separated by spaces: KEY=VALUE and bare words. */
-const char *cmdline_value(const char *key, size_t *len);
-bool cmdline_has(const char *word);
-bool cmdline_uint(const char *key, uint64_t *out);
-
-/* ---- manifest ("MFT1" note) and ABI note ("ABI1") ------------------------------------------ */
-
-#define MFT_VERSION         1
-#define MFT_MAX_ENTRIES     64
-#define MFT_NAME_SIZE       68
-#define MFT_DEV_BLOCK_BASIC 1U
-#define MFT_DEV_NET_BASIC   2U
-#define MFT_RESERVED_FIRST  (1U << 30)
-
-struct mft_entry {
-    char name[MFT_NAME_SIZE];
-    uint32_t type;
-    union {
-        struct { uint64_t capacity; uint16_t block_size; } block;
-        struct { uint8_t mac[6]; uint16_t mtu; } net;
-    } u;
-    union { int hostfd; void *data; } b; /* the pointer gives the entry 8-byte alignment */
-    bool attached;
-};
-_Static_assert(offsetof(struct mft_entry, u) == 72, "mft_entry.u");
-_Static_assert(offsetof(struct mft_entry, attached) == 96, "mft_entry.attached");
-_Static_assert(sizeof(struct mft_entry) == 104, "mft_entry size");
-
-struct mft {
-    uint32_t version;
-    uint32_t entries;
-    struct mft_entry e[]; /* e[0] is the reserved entry */
-};
+#define HVT_ABI_TARGET 1U /* enum abi_target: 1 hvt, 2 spt */
 
 /* The manifest the tender handed over, after start; and a device (with its handle). */
 const struct mft *mft_get(void);
 const struct mft_entry *mft_find(const char *name, uint32_t type, uint64_t *handle);
-
-#define SOLO5_NOTE_NAME "Solo5"
-#define ABI1_NOTE_TYPE  0x31494241U /* "ABI1" */
-#define MFT1_NOTE_TYPE  0x3154464dU /* "MFT1" */
-#define HVT_ABI_TARGET  1U          /* enum abi_target: 1 hvt, 2 spt */
-
-struct solo5_nhdr {
-    uint32_t n_namesz;
-    uint32_t n_descsz;
-    uint32_t n_type;
-    char n_name[(sizeof(SOLO5_NOTE_NAME) + 3) & ~3U];
-};
-_Static_assert(sizeof(struct solo5_nhdr) == 20, "solo5_nhdr size");
-
-#define MFT_BLOCK(dev_name) { .name = dev_name, .type = MFT_DEV_BLOCK_BASIC }
-#define MFT_NET(dev_name)   { .name = dev_name, .type = MFT_DEV_NET_BASIC }
-
-/* HVT_MANIFEST(n, entries...): the guest's MFT1 note with n devices after the reserved entry
- * 0 (HVT_MANIFEST(0) for none; tenders refuse binaries without one). It also defines
- * guest_static_mft, which the runtime compares with the tender's copy at boot. */
-#define HVT_MANIFEST(n, ...)                                                                   \
-    __attribute__((used, section(".note.solo5.manifest"), aligned(8))) const struct {         \
-        struct solo5_nhdr h;                                                                   \
-        struct {                                                                               \
-            uint32_t version;                                                                  \
-            uint32_t entries;                                                                  \
-            struct mft_entry e[(n) + 1];                                                       \
-        } m;                                                                                   \
-    } guest_mft1_note = {                                                                      \
-        .h = {                                                                                 \
-            .n_namesz = sizeof(SOLO5_NOTE_NAME),                                               \
-            .n_descsz = sizeof(guest_mft1_note) - sizeof(struct solo5_nhdr),                   \
-            .n_type = MFT1_NOTE_TYPE,                                                          \
-            .n_name = SOLO5_NOTE_NAME,                                                         \
-        },                                                                                     \
-        .m = {                                                                                 \
-            .version = MFT_VERSION,                                                            \
-            .entries = (n) + 1,                                                                \
-            .e = { { .name = "", .type = MFT_RESERVED_FIRST }, __VA_ARGS__ },                  \
-        },                                                                                     \
-    };                                                                                         \
-    _Static_assert((n) + 1 <= MFT_MAX_ENTRIES, "too many manifest entries");                   \
-    const struct mft *const guest_static_mft = (const struct mft *)&guest_mft1_note.m
 
 #endif

@@ -7,38 +7,11 @@
  */
 #include "hvt_guest.h"
 
-/* "ABI1" note: hvt target, ABI version from the build (-DSOLO5_ABI_VERSION). */
-__attribute__((used, section(".note.solo5.abi"), aligned(4))) const struct {
-    struct solo5_nhdr h;
-    struct {
-        uint32_t abi_target, abi_version, reserved0, reserved1;
-    } i;
-} guest_abi1_note = {
-    .h = {
-        .n_namesz = sizeof(SOLO5_NOTE_NAME),
-        .n_descsz = 16,
-        .n_type = ABI1_NOTE_TYPE,
-        .n_name = SOLO5_NOTE_NAME,
-    },
-    .i = { .abi_target = HVT_ABI_TARGET, .abi_version = SOLO5_ABI_VERSION },
-};
-
-/* PT_INTERP as Solo5 toolchains write it, so the host kernel refuses to exec the file. */
-__attribute__((used, section(".interp"))) const char guest_interp[] = "/nonexistent/solo5/";
+GUEST_ABI_NOTE(HVT_ABI_TARGET);
 
 extern const struct mft *const guest_static_mft;
 static const struct mft *boot_mft;
-void cmdline_init(const char *cmdline);
 
-__asm__(".text\n"
-        ".globl _start\n"
-        ".type _start, @function\n"
-        "_start:\n"
-        "    xorl %ebp, %ebp\n"
-        "    andq $-16, %rsp\n"
-        "    call guest_start\n"
-        "    ud2\n"
-        ".size _start, . - _start\n");
 
 void guest_halt(int status)
 {

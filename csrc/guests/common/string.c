@@ -2,7 +2,7 @@
  * The few memory and string functions the guests need. gcc may emit calls to memcpy/memset
  * (struct copies and zeroing) even with -fno-builtin, so these keep their standard names.
  */
-#include "guest.h"
+#include "runtime.h"
 
 void *memcpy(void *dst, const void *src, size_t n)
 {

@@ -2,7 +2,7 @@
  * Command-line tokens. The tender joins the guest's arguments with single spaces; our guests
  * take `KEY=VALUE` and bare-word tokens in any order, and ignore tokens they do not know.
  */
-#include "guest.h"
+#include "runtime.h"
 
 static const char *cmdline = "";
 
