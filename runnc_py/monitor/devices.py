@@ -10,13 +10,14 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 from runnc_py.errors import RunncError
 
 TUNSETIFF = 0x400454CA
+SIOCGIFMTU = 0x8921
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
@@ -77,10 +78,15 @@ def open_net(name: str, spec: str, mac: str | None) -> OpenNet:
         return OpenNet(name=name, fd=fd, mac=mac_bytes, mtu=DEFAULT_MTU, iface=spec)
     if not spec or len(spec) >= IFNAMSIZ or "/" in spec:
         raise RunncError(f"invalid interface name {spec!r}", where=where)
-    sysfs = Path("/sys/class/net") / spec
     # TUNSETIFF on a missing name would silently create a fresh, unconnected tap: refuse.
-    if not sysfs.exists():
-        raise RunncError(f"no such interface {spec!r} in this network namespace", where=where)
+    # Asked over a socket, which lives in our network namespace: /sys/class/net shows the
+    # namespace of whoever mounted /sys (a container's init never enters a mount namespace).
+    try:
+        socket.if_nametoindex(spec)
+    except OSError:
+        raise RunncError(
+            f"no such interface {spec!r} in this network namespace", where=where
+        ) from None
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         ifr = struct.pack("16sH22x", spec.encode(), IFF_TAP | IFF_NO_PI)
@@ -88,11 +94,17 @@ def open_net(name: str, spec: str, mac: str | None) -> OpenNet:
     except OSError as exc:
         os.close(fd)
         raise RunncError(f"cannot attach to tap {spec!r}: {exc.strerror}", where=where) from exc
+    return OpenNet(name=name, fd=fd, mac=mac_bytes, mtu=_mtu(spec), iface=spec)
+
+
+def _mtu(ifname: str) -> int:
+    """The interface's MTU (SIOCGIFMTU, in our network namespace)."""
     try:
-        mtu = int((sysfs / "mtu").read_text())
-    except (OSError, ValueError):
-        mtu = DEFAULT_MTU
-    return OpenNet(name=name, fd=fd, mac=mac_bytes, mtu=mtu, iface=spec)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            ifr = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si12x", ifname.encode(), 0))
+    except OSError:
+        return DEFAULT_MTU
+    return int(struct.unpack_from("16si", ifr)[1])
 
 
 def open_block(name: str, path: str, block_size: int = DEFAULT_BLOCK_SIZE) -> OpenBlock:

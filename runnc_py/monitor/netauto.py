@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.launch import LaunchRequest, boot, prepare
 from runnc_py.unikernel.cache import load_unikernel_cached
-from runnc_py.unikernel.manifest import DeviceType
 
 if TYPE_CHECKING:
     from runnc_py.monitor.launch import Prepared
@@ -29,28 +27,22 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def exec_with_auto_network(req: LaunchRequest, config_kind: str = DEFAULT_CONFIG) -> NoReturn:
-    from runnc_py.net import read_facts, unwire, wire
-    from runnc_py.net.config import guest_arguments
+    from runnc_py.net import unwire
+    from runnc_py.net.handover import free_net_devices, hand_over
 
-    image = load_unikernel_cached(req.unikernel)
-    names = [
-        d.name
-        for d in image.manifest.devices()
-        if d.type == DeviceType.NET_BASIC and d.name not in req.nets
-    ]
+    names = free_net_devices(load_unikernel_cached(req.unikernel).manifest, req.nets)
     if not names:
         raise RunncError("the unikernel declares no network device to attach", where="--net-auto")
-    facts = read_facts(None, RESOLV_CONF if os.path.exists(RESOLV_CONF) else None)
-    wired = wire(None, facts, max_devices=len(names))
+    handed = hand_over(
+        req,
+        names,
+        kind=config_kind,
+        resolv_conf=RESOLV_CONF if os.path.exists(RESOLV_CONF) else None,
+    )
+    wired = handed.record.wired
+    assert wired is not None  # hand_over always wires
     try:
-        nics = dict(zip(names, wired.devices, strict=False))
-        request = replace(
-            req,
-            nets={**req.nets, **{name: nic.tap for name, nic in nics.items()}},
-            net_macs={**req.net_macs, **{name: nic.mac for name, nic in nics.items()}},
-            args=guest_arguments(facts, config_kind, req.args, device_names=list(nics)),
-        )
-        prepared = prepare(request)
+        prepared = prepare(handed.request)
     except BaseException:
         unwire(wired)
         raise

@@ -4,6 +4,7 @@ Pure core (no root, no pyroute2): `facts` (what a namespace holds), the renderer
 `solo5`, `rumprun` and their dispatcher `config.guest_config`, `wired` (the undo log as data),
 `store` (net.json). Effectful shell: `read.read_facts`, `wiring.wire`, `wiring.unwire` (pyroute2,
 imported only when one of them is called: pyroute2 alone takes ~0.1 s to import).
+`handover` joins them for `create` and `exec --net-auto`.
 
     facts = read_facts("/proc/PID/ns/net", "ROOTFS/etc/resolv.conf")
     wired = wire("/proc/PID/ns/net", facts, max_devices=len(manifest_nets))
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runnc_py.net.config import CONFIG_ANNOTATION, CONFIG_KINDS, config_kind, guest_config
-from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route
-from runnc_py.net.naming import guest_device_name, tap_name
-from runnc_py.net.wired import GuestNic, WiredNetwork
-
 if TYPE_CHECKING:
+    from runnc_py.net.config import CONFIG_ANNOTATION, CONFIG_KINDS, config_kind, guest_config
+    from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route
+    from runnc_py.net.naming import guest_device_name, tap_name
     from runnc_py.net.read import read_facts
+    from runnc_py.net.wired import GuestNic, WiredNetwork
     from runnc_py.net.wiring import unwire, wire
 
 __all__ = [
@@ -46,7 +46,22 @@ __all__ = [
     "wire",
 ]
 
+# Everything is imported on first use: `create` imports runnc_py.net.handover for every
+# container and must not pay for the renderers, let alone pyroute2, when nothing is wired.
 _LAZY = {
+    "CONFIG_ANNOTATION": "runnc_py.net.config",
+    "CONFIG_KINDS": "runnc_py.net.config",
+    "config_kind": "runnc_py.net.config",
+    "guest_config": "runnc_py.net.config",
+    "Address": "runnc_py.net.facts",
+    "DnsFacts": "runnc_py.net.facts",
+    "InterfaceFacts": "runnc_py.net.facts",
+    "NetworkFacts": "runnc_py.net.facts",
+    "Route": "runnc_py.net.facts",
+    "guest_device_name": "runnc_py.net.naming",
+    "tap_name": "runnc_py.net.naming",
+    "GuestNic": "runnc_py.net.wired",
+    "WiredNetwork": "runnc_py.net.wired",
     "read_facts": "runnc_py.net.read",
     "wire": "runnc_py.net.wiring",
     "unwire": "runnc_py.net.wiring",

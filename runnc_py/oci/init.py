@@ -7,8 +7,10 @@ pair of pipes (`Channel`):
   1. new session; the console slave as controlling tty and stdio (process.terminal);
      join/create namespaces (see namespaces.py)                              -> "ok"
   2. (parent: cgroup, prestart + createRuntime hooks)                        <- "go"
-  3. createContainer hooks in the container's namespaces; launch.prepare()
-     opens the devices (taps exist by now) and compiles the filter;
+  3. the namespace's interfaces handed to the guest's free network devices (the engine set
+     the namespace up during 1-2; taps, tc filters, net.json: see oci/autodev.py);
+     createContainer hooks in the container's namespaces (they see the taps);
+     launch.prepare() opens the devices and compiles the filter;
      exec.fifo opened for reading without blocking                           -> "ok"
   4. (parent: pid file, state "created", exits)                              <- "go"
   5. wait until `start` writes a byte into exec.fifo
@@ -153,6 +155,7 @@ class InitConfig:
     request: Any  # monitor.launch.LaunchRequest
     security: Any  # oci.security.ProcessSecurity
     log: RuntimeLog
+    network: Any = None  # oci.autodev.NetworkJob: network devices to wire here, if any
 
 
 def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
@@ -176,17 +179,25 @@ def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
         from runnc_py.monitor import launch
         from runnc_py.oci.hooks import run_hooks
 
+        request = cfg.request
+        if cfg.network is not None:
+            from runnc_py.oci.autodev import wire_network
+
+            # From here on net.json records the wiring: a failure below is undone by the
+            # parent's teardown (or by `delete`, if the parent died).
+            request = wire_network(cfg.network, request)
         run_hooks(
             "createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating")
         )
-        prepared = launch.prepare(cfg.request)
+        prepared = launch.prepare(request)
         fifo_fd = open_fifo_reader(cfg.fifo)
         send(chan, OK)
         _wait_go(chan)
         chan.close()
     except BaseException as exc:  # everything goes back to the parent
         message = exc.line() if isinstance(exc, RunncError) else f"init failed: {exc!r}"
-        with contextlib.suppress(OSError):
+        # The parent may be gone (killed mid-create): Channel.send says so with RunncError.
+        with contextlib.suppress(OSError, RunncError):
             send(chan, ERROR_PREFIX + message.encode())
         os._exit(1)
 

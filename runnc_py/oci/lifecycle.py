@@ -30,13 +30,14 @@ from runnc_py.oci.state import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from runnc_py.cli import Globals
     from runnc_py.oci.cgroups import Cgroup
 
 KILL_WAIT = 10.0  # s: how long delete waits for a SIGKILLed init to die
+NET_JSON = "net.json"  # runnc_py.net.store.NET_JSON, not imported: `delete` is a hot path
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -109,15 +110,54 @@ def _kill_init(state: ContainerState) -> None:
         raise RunncError(f"init process {state.pid} did not die after SIGKILL", where=state.id)
 
 
-def _teardown(store: Store, state: ContainerState, pid_file: str | None = None) -> None:
-    """Remove everything a container has on this host: init, cgroup, state dir (pid file)."""
+def _teardown(
+    store: Store,
+    state: ContainerState,
+    pid_file: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Remove everything a container has on this host: init, network wiring, rootfs image,
+    cgroup, state dir (pid file). What cannot be undone is reported through WARN."""
     _kill_init(state)
+    _release_devices(store, state, warn)
     cgroup = _cgroup(state)
     if cgroup is not None:
         cgroup.remove()
     if pid_file and os.path.lexists(pid_file):
         os.unlink(pid_file)
     store.remove(state.id)
+
+
+def _release_devices(
+    store: Store, state: ContainerState, warn: Callable[[str], None] | None
+) -> None:
+    """Unwire the network (net.json) and remove the rootfs copy, if the container has them.
+
+    After the init's death: its taps are open until then. Failures are warnings, so the rest
+    of the container still goes (a record kept for a retry would hold nothing that works).
+    """
+    problems: list[str] = []
+    net_json = os.path.join(store.dir(state.id), NET_JSON)
+    if os.path.exists(net_json):  # checked first: pyroute2 is imported only when needed
+        from runnc_py.net import store as net_store
+        from runnc_py.net.wiring import unwire
+
+        try:
+            record = net_store.load(os.path.dirname(net_json))
+            if record.wired is not None:
+                unwire(record.wired)
+        except RunncError as exc:
+            problems.append(exc.line())
+    if state.rootfs_image:
+        from runnc_py.oci.autodev import remove_rootfs_copy
+
+        try:
+            remove_rootfs_copy(state.rootfs_image, state.creator)
+        except RunncError as exc:
+            problems.append(exc.line())
+    for problem in problems:
+        if warn is not None:
+            warn(f"{state.id}: {problem}")
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -192,7 +232,7 @@ def create(
     the guest uses the inherited stdio.
     """
     from runnc_py.monitor import launch
-    from runnc_py.oci import cgroups, security
+    from runnc_py.oci import autodev, cgroups, security
     from runnc_py.oci.hooks import run_hooks
     from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
     from runnc_py.oci.log import _timestamp
@@ -200,6 +240,7 @@ def create(
     from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
     from runnc_py.oci.spec import load_spec
     from runnc_py.oci.state import check_id
+    from runnc_py.unikernel.cache import load_unikernel_cached
 
     store = Store(g.root)
     check_id(container_id)
@@ -218,7 +259,14 @@ def create(
             exec_delegate(g.delegate, g.argv, store.delegate_root())
         raise
     request = plan.request()
-    launch.check(request)
+    auto = autodev.plan_auto_devices(
+        spec.annotations, load_unikernel_cached(plan.unikernel).manifest, request
+    )
+    rootfs_image = (
+        autodev.rootfs_copy_path(store.root, container_id) if auto.rootfs_device else None
+    )
+    request = auto.with_rootfs(request, rootfs_image)
+    launch.check(auto.check_request(request))
     sec = security.plan_process_security(spec.process)
     ns_actions = plan_namespaces(spec.namespaces)
     cg_plan = cgroups.plan_cgroup(container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup)
@@ -247,11 +295,19 @@ def create(
             for kind in ("poststart", "poststop")
             if spec.hooks.get(kind)
         },
+        # Recorded before it exists: a create killed half-way leaves a copy to delete.
+        rootfs_image=rootfs_image,
     )
     wrote_pid_file: str | None = None
     try:
         store.save(state)
         with Lock(directory) as lock:
+            if rootfs_image is not None:
+                info = autodev.build_rootfs(spec.root_path, rootfs_image, auto)
+                g.log.debug_(
+                    f"{container_id}: rootfs {info.path} ({'built' if info.built else 'cached'}, "
+                    f"{info.copy_method}, {info.seconds * 1000:.0f} ms)"
+                )
             fifo = os.path.join(directory, FIFO_FILE)
             os.mkfifo(fifo, 0o600)
             slave = None
@@ -279,6 +335,7 @@ def create(
                 request=request,
                 security=sec,
                 log=g.log,
+                network=autodev.network_job(spec, auto, directory, sec.uid, sec.gid),
             )
             parent_chan, init_chan = channel_pair()
             pid = os.fork()
@@ -287,7 +344,12 @@ def create(
                 # would hold the container's lock for as long as the init lives.
                 os.close(lock.fd)
                 parent_chan.close()
-                run_init(init_chan, cfg)
+                try:
+                    run_init(init_chan, cfg)
+                finally:
+                    # Never unwind into the parent's code below: it would tear down the
+                    # container from inside its own init.
+                    os._exit(1)
             init_chan.close()
             if slave is not None:
                 os.close(slave)
@@ -320,7 +382,7 @@ def create(
                 parent_chan.close()
     except BaseException:
         try:
-            _teardown(store, state, wrote_pid_file)
+            _teardown(store, state, wrote_pid_file, g.log.warning)
         except RunncError as exc:
             g.log.warning(f"cleanup after failed create: {exc.line()}")
         raise
@@ -444,7 +506,7 @@ def delete(g: Globals, container_id: str, *, force: bool = False) -> None:
                 where=container_id,
             )
         was_created = state.phase != CREATING
-        _teardown(store, state)
+        _teardown(store, state, warn=g.log.warning)
         if was_created:
             _run_saved_hooks(g, state, "poststop", STOPPED)
 

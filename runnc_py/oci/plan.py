@@ -38,7 +38,20 @@ MIN_GUEST_MB = 2
 MAX_SYMLINKS = 40  # as the kernel's path walk
 CMDLINE_MODES = ("args", "env")
 # Annotation keys: fixed ones, and prefixes followed by a device name.
-FIXED_KEYS = ("unikernel", "monitor", "mem", "cmdline", "exec-heap")
+# `net.config` and `rootfs.*` are read by net/config.py and oci/autodev.py; `net.config` is
+# therefore no net device's name.
+FIXED_KEYS = (
+    "unikernel",
+    "monitor",
+    "mem",
+    "cmdline",
+    "exec-heap",
+    "net.config",
+    "rootfs",
+    "rootfs.device",
+    "rootfs.size",
+    "rootfs.headroom",
+)
 DEVICE_KEYS = ("net.", "net-mac.", "block.", "block-sector-size.")
 
 
@@ -242,7 +255,11 @@ def _check_keys(annotations: Mapping[str, str]) -> None:
 
 def _devices(annotations: Mapping[str, str], prefix: str) -> dict[str, str]:
     full = PREFIX + prefix
-    return {k[len(full) :]: v for k, v in annotations.items() if k.startswith(full)}
+    return {
+        k[len(full) :]: v
+        for k, v in annotations.items()
+        if k.startswith(full) and k[len(PREFIX) :] not in FIXED_KEYS
+    }
 
 
 def _flag(value: str | None, key: str) -> bool:

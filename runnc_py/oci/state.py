@@ -5,7 +5,9 @@ builtin modules (not even `json`, see fastjson.py), no dataclasses/typing at run
 one read of state.json plus one read of /proc/PID/stat.
 
 What is stored is what cannot be observed later (pid + its start time, bundle, the creation
-time, the cgroup we made, the poststart/poststop hooks); the status is derived on every read:
+time, the cgroup we made, the poststart/poststop hooks, the container's rootfs image copy;
+the network wiring has its own net.json, see runnc_py.net.store); the status is derived on
+every read:
   phase "creating" and its creator still alive     -> creating
   init pid gone (or a zombie, or a new process)    -> stopped
   phase "created" and exec.fifo still there        -> created
@@ -107,6 +109,7 @@ class ContainerState:
         "pid",
         "pid_start",
         "rootfs",
+        "rootfs_image",
     )
 
     def __init__(
@@ -125,6 +128,7 @@ class ContainerState:
         paused: bool = False,
         cgroup: dict[str, Any] | None = None,
         hooks: dict[str, list[dict[str, Any]]] | None = None,
+        rootfs_image: str | None = None,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -140,6 +144,7 @@ class ContainerState:
         self.paused = paused
         self.cgroup = cgroup
         self.hooks = hooks or {}  # poststart/poststop, as config.json has them
+        self.rootfs_image = rootfs_image  # our copy of the rootfs as an ext4 image, if any
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +163,7 @@ class ContainerState:
             "paused": self.paused,
             "cgroup": self.cgroup,
             "hooks": self.hooks,
+            "rootfsImage": self.rootfs_image,
         }
 
     @classmethod
@@ -182,6 +188,7 @@ class ContainerState:
                 paused=bool(data.get("paused")),
                 cgroup=data.get("cgroup"),
                 hooks=data.get("hooks") or {},
+                rootfs_image=data.get("rootfsImage"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunncError(f"corrupt state: bad or missing {exc}", where=where) from None
@@ -189,6 +196,11 @@ class ContainerState:
             isinstance(v, str) for v in (state.id, state.bundle, state.rootfs, state.created)
         ):
             raise RunncError("corrupt state: id/bundle/rootfs/created must be strings", where=where)
+        if state.rootfs_image is not None and not (
+            isinstance(state.rootfs_image, str) and os.path.isabs(state.rootfs_image)
+        ):
+            # `delete` unlinks this path: it must be one we wrote.
+            raise RunncError("corrupt state: rootfsImage must be an absolute path", where=where)
         return state
 
     # -- observation ------------------------------------------------------------------

@@ -56,10 +56,16 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         position += len(chunk)
 
 
+def temp_path(dest: Path, pid: int) -> Path:
+    """Where process PID builds the copy for `dest` before renaming it into place (a process
+    killed mid-copy leaves it: whoever cleans up after that process removes it)."""
+    return dest.with_name(f".{dest.name}.{pid}.tmp")
+
+
 def clone_file(src: int, dest: Path) -> str:
     """Copy the open file `src` to `dest` (replaced atomically); "reflink" or "sparse-copy"."""
     size = os.fstat(src).st_size
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp = temp_path(dest, os.getpid())
     try:
         dst = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600

@@ -118,9 +118,10 @@ def _dockerd_pid() -> int:
 
 @pytest.fixture(scope="module")
 def image(dockerd: None, guests: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An image holding /hello.spt and /time.spt, made with `docker import` (no registry)."""
+    """An image holding /hello.spt, /time.spt and /net.spt, made with `docker import` (no
+    registry)."""
     tree = tmp_path_factory.mktemp("image")
-    for guest in ("hello.spt", "time.spt"):
+    for guest in ("hello.spt", "time.spt", "net.spt"):
         (tree / guest).write_bytes((guests / guest).read_bytes())
         (tree / guest).chmod(0o755)
     tar = tree.parent / "image.tar"
@@ -175,3 +176,21 @@ def test_docker_reports_bad_image_clearly(image: str) -> None:
     done = docker("run", "--rm", "--runtime=runnc-py", image, "/bin/sh")
     assert done.returncode != 0
     assert "'/bin/sh' is not a unikernel" in done.stderr  # our --log entry, relayed by the shim
+
+
+def test_docker_network_is_the_guests(image: str) -> None:
+    """The bridge network libnetwork's prestart hook sets up goes to the guest: its address and
+    MAC are the ones Docker assigned. No traffic is sent (Docker's bridge is not ours)."""
+    name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
+    done = docker("run", "-d", "--name", name, "--runtime=runnc-py", image, "/net.spt")
+    assert done.returncode == 0, done.stderr
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "net: ready" not in (logs := docker("logs", name).stdout):
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.1)
+        settings = json.loads(docker("inspect", "-f", "{{json .NetworkSettings}}", name).stdout)
+        assert f"net: ipv4 {settings['IPAddress']}/{settings['IPPrefixLen']}" in logs
+        assert f"mac {settings['MacAddress']} mtu" in logs
+    finally:
+        docker("rm", "-f", name)

@@ -1,0 +1,129 @@
+"""Handing the network of the namespace we run in to a unikernel's free manifest devices.
+
+One path for both callers: `create`'s init (a container's network, recorded in net.json for
+`delete`) and `runnc-py exec --net-auto` (an ad-hoc guest, unwired by its supervisor).
+
+    names = free_net_devices(image.manifest, request.nets)   # pure: manifest order
+    if names and has_interfaces():                            # cheap: no pyroute2 import
+        handed = hand_over(request, names, kind=..., netns=..., resolv_conf=...)
+        ...                                                   # handed.request attaches the taps
+        unwire(handed.record.wired)                           # on failure / at the end
+
+Only `free_net_devices` and `has_interfaces` run for every container, so this module imports
+nothing else at load time. The guest's configuration is rendered before anything is wired, so
+a network the chosen renderer cannot express changes nothing; after `wire` the only failure
+left is building the request, and that unwires before raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from runnc_py.errors import RunncError
+
+if TYPE_CHECKING:
+    from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.net.store import NetRecord
+    from runnc_py.unikernel.manifest import Manifest
+
+PROC_NET_DEV = "/proc/self/net/dev"  # per network namespace: the reader's own
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What `hand_over` did: the request that attaches the taps, and the record to keep."""
+
+    request: LaunchRequest
+    record: NetRecord
+
+
+def free_net_devices(manifest: Manifest, attached: Iterable[str]) -> tuple[str, ...]:
+    """The manifest's network devices that nothing attaches yet, in manifest order. Pure."""
+    from runnc_py.unikernel.manifest import DeviceType
+
+    taken = set(attached)
+    return tuple(
+        e.name for e in manifest.devices() if e.type == DeviceType.NET_BASIC and e.name not in taken
+    )
+
+
+def interface_names(proc_net_dev: str) -> list[str]:
+    """Interface names in the text of /proc/net/dev (two header lines, then `name: counters`)."""
+    return [line.split(":", 1)[0].strip() for line in proc_net_dev.splitlines()[2:] if ":" in line]
+
+
+def has_interfaces(path: str = PROC_NET_DEV) -> bool:
+    """True when our network namespace has any link but `lo`.
+
+    Only a cheap first look, so a container on `--network none` never imports pyroute2:
+    `read_facts` decides which links count (Ethernet, not a tap).
+    """
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return True  # let read_facts look properly
+    return any(name != "lo" for name in interface_names(text))
+
+
+def hand_over(
+    req: LaunchRequest,
+    names: Sequence[str],
+    *,
+    kind: str,
+    netns: str | None = None,
+    resolv_conf: str | None = None,
+    owner: int | None = None,
+    group: int | None = None,
+) -> Handover:
+    """Wire our namespace's interfaces to the guest devices NAMES; the request that uses them.
+
+    NETNS is the path the record keeps for a later `unwire` from another process (None: only
+    this process's namespace, i.e. unwired by the same process). The guest devices get, in
+    facts order (the default route's interface first), a tap each, the interface's MAC (unless
+    the request already gives one) and the configuration of KIND in their arguments.
+    Raises RunncError, with nothing left wired, when there is no interface, more interfaces
+    than NAMES, or a network KIND cannot express.
+    """
+    from runnc_py.net.config import guest_arguments, guest_config
+    from runnc_py.net.read import read_facts
+    from runnc_py.net.store import NetRecord
+    from runnc_py.net.wiring import unwire, wire
+
+    facts = read_facts(None, resolv_conf)
+    where = netns or "network namespace"
+    if not facts.interfaces:
+        raise RunncError("no network interface to hand to the guest (only lo?)", where=where)
+    if len(facts.interfaces) > len(names):
+        raise RunncError(
+            f"{len(facts.interfaces)} interfaces but the guest has {len(names)} free network "
+            f"device(s) ({', '.join(names)})",
+            where=where,
+        )
+    used = list(names[: len(facts.interfaces)])
+    args = guest_arguments(facts, kind, req.args, device_names=used)
+    text = guest_config(facts, kind, device_names=used)
+    wired = wire(netns, facts, max_devices=len(names), owner=owner, group=group)
+    try:
+        # The record names the devices as the guest's manifest does (`net show`).
+        wired = replace(
+            wired,
+            devices=tuple(
+                nic._replace(guest_device=name)
+                for name, nic in zip(used, wired.devices, strict=True)
+            ),
+        )
+        nics = dict(zip(used, wired.devices, strict=True))
+        request = replace(
+            req,
+            nets={**req.nets, **{name: nic.tap for name, nic in nics.items()}},
+            # An explicit MAC (annotation, --net-mac) wins: the user asked for it.
+            net_macs={**{name: nic.mac for name, nic in nics.items()}, **req.net_macs},
+            args=args,
+        )
+    except BaseException:
+        unwire(wired)
+        raise
+    return Handover(request, NetRecord(facts, wired, kind, text))
