@@ -48,10 +48,11 @@ HVT_SRC = CSRC / "hvt"
 
 
 def _cffi_builder(module: str, header: Path, *, absolute_paths: bool = False):  # type: ignore[no-untyped-def]
-    """A cffi builder for MODULE from HEADER's directory: every .c there is compiled in, and the
-    cdef is the header's block between the CFFI-BEGIN/END markers (one source of truth for the
-    struct layouts C and Python share). setuptools wants sources relative to the project (it runs
-    there); `build.py ext` compiles from a temporary directory and needs absolute paths."""
+    """A cffi builder for MODULE from HEADER's directory: every .c there and in csrc/common/ is
+    compiled in, and the cdef is the header's block between the CFFI-BEGIN/END markers (one
+    source of truth for the struct layouts C and Python share). setuptools wants sources
+    relative to the project (it runs there); `build.py ext` compiles from a temporary directory
+    and needs absolute paths."""
     from cffi import FFI
 
     def src(path: Path) -> str:
@@ -62,11 +63,12 @@ def _cffi_builder(module: str, header: Path, *, absolute_paths: bool = False):  
         raise SystemExit(f"{header}: missing CFFI-BEGIN/CFFI-END block")
     builder = FFI()
     builder.cdef(match.group(1))
+    shared = CSRC / "common"  # host helpers both extensions link
     builder.set_source(
         module,
         f'#include "{header.name}"',
-        sources=[src(p) for p in sorted(header.parent.glob("*.c"))],
-        include_dirs=[src(header.parent)],
+        sources=[src(p) for p in sorted([*header.parent.glob("*.c"), *shared.glob("*.c")])],
+        include_dirs=[src(header.parent), src(shared)],
         extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-fno-strict-aliasing"],
     )
     return builder

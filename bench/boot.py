@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from timing import build_guests, summarize, timed_spawn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,21 +40,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-
-
-def timed_spawn(argv: list[str]) -> float:
-    start = time.perf_counter_ns()
-    pid = os.posix_spawn(
-        argv[0],
-        argv,
-        os.environ,
-        file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)],
-    )
-    _, status = os.waitpid(pid, 0)
-    elapsed = (time.perf_counter_ns() - start) / 1e6
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv} failed with status {status}")
-    return elapsed
 
 
 def launcher_path(hello: Path, *, include_fork: bool) -> Callable[[], float]:
@@ -121,12 +107,6 @@ def overhead_rss_kb(argv: list[str], guest_range: tuple[int, int] | None) -> tup
         proc.wait()
 
 
-def summarize(name: str, samples: list[float]) -> tuple[str, float, float]:
-    samples = sorted(samples)
-    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    return name, statistics.median(samples), p95
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -137,14 +117,7 @@ def main() -> None:
     try:
         guests = opts.guests
         if guests is None:
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location("b", REPO / "build.py")
-            assert spec and spec.loader
-            build = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(build)
-            guests = work / "guests"
-            build.build_guests(guests)
+            guests = build_guests(work / "guests")
         hello, sleeper = guests / "hello.spt", guests / "time.spt"
         static = work / "static-hello"
         (work / "h.c").write_text(STATIC_HELLO)

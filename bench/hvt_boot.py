@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from timing import build_guests, summarize, timed_spawn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,21 +35,6 @@ STATIC_HELLO = r"""
 #include <unistd.h>
 int main(void) { write(1, "Hello, World\n", 13); return 0; }
 """
-
-
-def timed_spawn(argv: list[str]) -> float:
-    start = time.perf_counter_ns()
-    pid = os.posix_spawn(
-        argv[0],
-        argv,
-        os.environ,
-        file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)],
-    )
-    _, status = os.waitpid(pid, 0)
-    elapsed = (time.perf_counter_ns() - start) / 1e6
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv} failed with status {status}")
-    return elapsed
 
 
 def forked(boot: Callable[[], object]) -> Callable[[], float]:
@@ -73,12 +59,6 @@ def forked(boot: Callable[[], object]) -> Callable[[], float]:
     return once
 
 
-def summarize(name: str, samples: list[float]) -> tuple[str, float, float]:
-    samples = sorted(samples)
-    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    return name, statistics.median(samples), p95
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -94,14 +74,7 @@ def main() -> None:
     try:
         guests = opts.guests
         if guests is None:
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location("b", REPO / "build.py")
-            assert spec and spec.loader
-            build = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(build)
-            guests = work / "guests"
-            build.build_guests(guests)
+            guests = build_guests(work / "guests")
         hello_spt, hello_hvt = guests / "hello.spt", guests / "hvt" / "hello.hvt"
         static = work / "static-hello"
         (work / "h.c").write_text(STATIC_HELLO)

@@ -26,6 +26,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "spt_launcher.h"
 
 /* Solo5 spt ABI constants (include/spt_abi.h). */
@@ -116,16 +117,7 @@ __asm__(
     "runnc_tramp_end:\n"
     ".popsection\n");
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = saved;
-    return -1;
-}
+#define fail runnc_fail
 
 int runnc_spt_make_fds(int *epollfd, int *timerfd)
 {
@@ -292,21 +284,6 @@ static void unregister_rseq(void)
     syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
 }
 
-static int single_threaded(void)
-{
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *t = strstr(buf, "\nThreads:");
-    return t != NULL && strtol(t + 9, NULL, 10) == 1;
-}
-
 /* The user address space ends here with 4-level paging (47-bit); munmap refuses lengths past
  * the task size, and nothing we run maps above it (5-level paging only hands out such
  * addresses to callers that ask for them). */
@@ -340,7 +317,7 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
 {
     if (check_plan(p, err, errlen))
         return -1;
-    if (single_threaded() != 1)
+    if (runnc_single_threaded() != 1)
         return fail(err, errlen, "the launching process must be single-threaded");
     int persona = personality(0xffffffff);
     if (persona >= 0 && (persona & READ_IMPLIES_EXEC))

@@ -117,8 +117,8 @@ int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, 
                   size_t errlen);
 int hvt_devices_setup(struct runnc_hvt *vm, char *err, size_t errlen);
 
-/* helpers */
-int hvt_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* helpers: runnc_fail() and runnc_single_threaded() from csrc/common/host.h */
+#include "host.h"
+#define hvt_fail runnc_fail
 
 #endif

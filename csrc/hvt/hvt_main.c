@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "hvt_internal.h"
 
 int runnc_hvt_probe(char *err, size_t errlen)
@@ -33,21 +34,6 @@ int runnc_hvt_probe(char *err, size_t errlen)
     int rc = hvt_vm_open(&vm, 0, err, errlen);
     hvt_vm_close(&vm);
     return rc;
-}
-
-static int single_threaded(void)
-{
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *t = strstr(buf, "\nThreads:");
-    return t != NULL && strtol(t + 9, NULL, 10) == 1;
 }
 
 /* The guest gets what a solo5-hvt process has: default signal dispositions (SIGTERM/SIGINT
@@ -265,7 +251,7 @@ int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, i
         goto fail;
     }
     /* A filter binds the calling thread only: another thread would run unconfined. */
-    if (bpf_size && single_threaded() != 1) {
+    if (bpf_size && runnc_single_threaded() != 1) {
         hvt_fail(err, errlen, "a seccomp-filtered monitor must be single-threaded");
         goto fail;
     }

@@ -26,17 +26,6 @@
 #define X86_EFER_LMA (1ULL << 10)
 #define X86_RFLAGS_INIT 0x2ULL /* bit 1 is reserved and must be set */
 
-int hvt_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = saved;
-    return -1;
-}
-
 int hvt_vm_open(struct runnc_hvt *vm, uint64_t mem_size, char *err, size_t errlen)
 {
     memset(vm, 0, sizeof *vm);
