@@ -37,6 +37,10 @@ APT_PACKAGES = {
     "tar": "tar",
     "zstd": "zstd",  # zstd-compressed image layers (rootfs)
     "mkfs.xfs": "xfsprogs",  # rootfs reflink copies are tested on a loop-mounted XFS
+    "ps": "procps",  # `runnc-py ps` table rows
+    "mount": "mount",
+    "losetup": "mount",
+    "unshare": "util-linux",
 }
 APT_LIBS = {
     "/usr/include/seccomp.h": "libseccomp-dev",  # pyseccomp loads libseccomp.so
