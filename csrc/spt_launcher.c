@@ -12,9 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,51 +222,12 @@ static void write_boot_info(const struct runnc_spt_plan *p)
     bi->timerfd = p->timerfd;
 }
 
-static bool is_kept(const struct runnc_spt_plan *p, int fd)
+/* Everything but stdio and the guest's own fds (the helper sorts, so it gets a copy). */
+static void close_guest_fds(const struct runnc_spt_plan *p)
 {
-    for (uint32_t i = 0; i < p->nkeep; i++)
-        if (p->keep_fds[i] == fd)
-            return true;
-    return false;
-}
-
-/* Close every fd above 2 that the guest is not given, in as few close_range calls as gaps. */
-static void close_other_fds(const struct runnc_spt_plan *p)
-{
-    unsigned lo = 3;
-    for (;;) {
-        /* next kept fd >= lo */
-        unsigned next = ~0U;
-        for (uint32_t i = 0; i < p->nkeep; i++)
-            if (p->keep_fds[i] >= (int)lo && (unsigned)p->keep_fds[i] < next)
-                next = (unsigned)p->keep_fds[i];
-        if (next == ~0U) {
-            syscall(SYS_close_range, lo, ~0U, 0);
-            return;
-        }
-        if (next > lo)
-            syscall(SYS_close_range, lo, next - 1, 0);
-        lo = next + 1;
-        while (is_kept(p, (int)lo))
-            lo++;
-    }
-}
-
-/* Signals: the interpreter's handlers are about to be unmapped, and Python ignores SIGPIPE.
- * The guest gets what solo5-spt's guests get: default dispositions, nothing blocked. */
-static void reset_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    stack_t ss = {.ss_flags = SS_DISABLE};
-    sigaltstack(&ss, NULL);
+    int keep[p->nkeep + 1]; /* + 1: no zero-length array */
+    memcpy(keep, p->keep_fds, p->nkeep * sizeof *keep);
+    runnc_close_fds_except(keep, p->nkeep);
 }
 
 /* glibc registers an rseq area in TLS; once TLS is unmapped the kernel would SIGSEGV us on
@@ -391,8 +350,8 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
 
     /* Point of no return: from here on failures cannot be reported to Python. */
     close(p->elf_fd);
-    close_other_fds(p);
-    reset_signals();
+    close_guest_fds(p);
+    runnc_reset_signals();
     unregister_rseq();
     ((void (*)(struct tramp_args *))(void *)region)(args);
     __builtin_unreachable();

@@ -15,4 +15,14 @@ int runnc_fail(char *err, size_t errlen, const char *fmt, ...)
  * under other threads would crash them, so both extensions refuse to go on otherwise. */
 int runnc_single_threaded(void);
 
+/* Close every fd above 2 except KEEP (sorted in place), in one close_range per gap: the guest
+ * must hold nothing of the host's but stdio and its own devices. */
+void runnc_close_fds_except(int *keep, size_t nkeep);
+
+/* Default dispositions for every signal, nothing blocked, no alternate stack: what a
+ * solo5-spt/solo5-hvt process has. Python's handlers would never run again (spt: their code is
+ * about to be unmapped; hvt: they only set a flag nobody reads while we sit in KVM_RUN), and
+ * Python ignores SIGPIPE. */
+void runnc_reset_signals(void);
+
 #endif

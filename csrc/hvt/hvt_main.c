@@ -36,42 +36,6 @@ int runnc_hvt_probe(char *err, size_t errlen)
     return rc;
 }
 
-/* The guest gets what a solo5-hvt process has: default signal dispositions (SIGTERM/SIGINT
- * end the monitor, hence the guest), nothing blocked. Python's own handlers would only set a
- * flag that nobody reads while we sit in KVM_RUN. */
-static void reset_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-static int cmp_int(const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
-}
-
-/* Close every fd above 2 except `keep`, in one close_range per gap. */
-static void close_other_fds(int *keep, size_t nkeep)
-{
-    qsort(keep, nkeep, sizeof *keep, cmp_int);
-    unsigned lo = 3;
-    for (size_t i = 0; i < nkeep; i++) {
-        if (keep[i] < (int)lo)
-            continue;
-        if ((unsigned)keep[i] > lo)
-            syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
-        lo = (unsigned)keep[i] + 1;
-    }
-    syscall(SYS_close_range, lo, ~0U, 0);
-}
-
 static int install_filter(const uint8_t *bpf, uint32_t bpf_size, char *err, size_t errlen)
 {
     struct {
@@ -267,9 +231,9 @@ int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, i
             keep[nkeep++] = vm->blocks[i].fd;
         for (uint32_t i = 0; i < vm->nnets; i++)
             keep[nkeep++] = vm->nets[i].fd;
-        close_other_fds(keep, nkeep);
+        runnc_close_fds_except(keep, nkeep);
     }
-    reset_signals();
+    runnc_reset_signals();
     char msg[512] = "";
     if (bpf_size && install_filter(bpf, bpf_size, msg, sizeof msg))
         finish(HVT_MONITOR_ERROR, 0, msg);
