@@ -163,11 +163,9 @@ def test_docker_stop_is_prompt(image: str) -> None:
     done = docker("run", "-d", "--name", name, "--runtime=runnc-py", image, "/time.spt", "sleep=60")
     assert done.returncode == 0, done.stderr
     try:
-        started = time.monotonic()
         assert docker("stop", name).returncode == 0
-        assert time.monotonic() - started < 5  # SIGTERM works: no 10 s wait for SIGKILL
         code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
-        assert code == "143"
+        assert code == "143"  # SIGTERM ended the guest: Docker's SIGKILL fallback would be 137
     finally:
         docker("rm", "-f", name)
 

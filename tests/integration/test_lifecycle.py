@@ -549,10 +549,8 @@ def test_failing_hook_aborts_create(rt: Runtime, kind: str) -> None:
 def test_hook_timeout(rt: Runtime) -> None:
     cid = rt.new_id()
     hook = {"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}
-    start = time.monotonic()
     done, _ = rt.create(cid, rt.bundle("hello.spt", hooks={"prestart": [hook]}))
     assert done.returncode != 0
-    assert time.monotonic() - start < 10
     assert "timed out after 1 s" in last_error(rt)
     assert_gone(rt, cid)
 

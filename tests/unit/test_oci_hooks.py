@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,11 @@ def test_signal_and_missing_program() -> None:
 
 
 def test_timeout_kills_the_hook_group(tmp_path: Path) -> None:
-    started = time.monotonic()
+    marker = f"30.{os.getpid()}"  # a sleep argument no other process on the machine has
     with pytest.raises(RunncError, match="timed out after 1 s"):
-        run_hook("prestart", sh("sleep 30 & sleep 30", timeout=1), STATE)
-    assert time.monotonic() - started < 5
+        run_hook("prestart", sh(f"sleep {marker} & sleep {marker}", timeout=1), STATE)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert left.stdout == "", "the hook's background child must die with its group"
 
 
 def test_fatal_kinds_stop_others_warn(tmp_path: Path) -> None:
