@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import socket
 import struct
 from dataclasses import dataclass
 
@@ -78,6 +77,8 @@ def open_net(name: str, spec: str, mac: str | None) -> OpenNet:
         return OpenNet(name=name, fd=fd, mac=mac_bytes, mtu=DEFAULT_MTU, iface=spec)
     if not spec or len(spec) >= IFNAMSIZ or "/" in spec:
         raise RunncError(f"invalid interface name {spec!r}", where=where)
+    import socket  # ~4 ms to import: only for net devices
+
     # TUNSETIFF on a missing name would silently create a fresh, unconnected tap: refuse.
     # Asked over a socket, which lives in our network namespace: /sys/class/net shows the
     # namespace of whoever mounted /sys (a container's init never enters a mount namespace).
@@ -99,6 +100,8 @@ def open_net(name: str, spec: str, mac: str | None) -> OpenNet:
 
 def _mtu(ifname: str) -> int:
     """The interface's MTU (SIOCGIFMTU, in our network namespace)."""
+    import socket
+
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             ifr = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si12x", ifname.encode(), 0))

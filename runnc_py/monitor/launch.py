@@ -266,7 +266,7 @@ def prepare(req: LaunchRequest) -> Prepared:
     from runnc_py.sandbox.locate import find_policy
     from runnc_py.sandbox.programs import filter_program
 
-    policy = str(find_policy(req.policy or "spt"))  # a missing policy fails before any open
+    policy = find_policy(req.policy or "spt")  # a missing policy fails before any open
     mem_size = memory_size(image, req.mem_mb)
     cmdline = guest_cmdline(req.args)
     devices = open_devices(req)

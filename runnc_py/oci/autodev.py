@@ -154,7 +154,7 @@ def rootfs_copy_path(state_root: str, container_id: str) -> str:
 
     digest = hashlib.sha256(f"{state_root}\0{container_id}".encode()).hexdigest()[:12]
     name = f"{container_id[:100]}-{digest}.ext4"
-    return str(cachedir.cache_root() / CONTAINERS_DIR / name)
+    return os.path.join(cachedir.cache_root(), CONTAINERS_DIR, name)
 
 
 def build_rootfs(source: str, dest: str, auto: AutoDevices) -> ImageInfo:

@@ -43,7 +43,7 @@ def resolve_cache_dir(explicit: str | Path | None = None) -> Path:
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else cachedir.cache_dir("rootfs")
+    return Path(env) if env else Path(cachedir.cache_dir("rootfs"))
 
 
 def cache_key(identity: str, **params: Any) -> str:

@@ -36,7 +36,7 @@ def compile_count() -> int:
 
 
 def cache_dir() -> Path:
-    return cachedir.cache_dir("bpf")
+    return Path(cachedir.cache_dir("bpf"))
 
 
 def cache_key(rules: Sequence[ResolvedRule], default_action: str) -> str:

@@ -6,44 +6,42 @@ file, and key its compiled-program cache on that file, without importing the par
 
 from __future__ import annotations
 
+import os
 import site
 import sys
-from pathlib import Path
 
 from runnc_py.errors import RunncError
 
 __all__ = ["find_policy", "policy_dirs"]
 
 
-def policy_dirs() -> list[Path]:
+def policy_dirs() -> list[str]:
     """Where named policies are looked up, first match wins.
 
     The source tree's `policies/` serves the editable install and the repo itself; an installed
     wheel ships the same files under `<prefix>/share/runnc-py/policies` (pyproject data-files),
     the prefix being the environment's or, for `pip install --user`, the user base.
     """
-    share = Path("share") / "runnc-py" / "policies"
-    dirs = [Path(sys.prefix) / share, Path(site.getuserbase()) / share]
-    root = Path(__file__).resolve().parents[2]
-    # Only a real checkout: in site-packages, parents[2]/policies could be another project's.
-    if (root / "pyproject.toml").is_file():
-        dirs.insert(0, root / "policies")
+    share = os.path.join("share", "runnc-py", "policies")
+    dirs = [os.path.join(sys.prefix, share), os.path.join(site.getuserbase(), share)]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    # Only a real checkout: in site-packages, the grandparent's policies/ could be another's.
+    if os.path.isfile(os.path.join(root, "pyproject.toml")):
+        dirs.insert(0, os.path.join(root, "policies"))
     return dirs
 
 
-def find_policy(name_or_path: str) -> Path:
+def find_policy(name_or_path: str) -> str:
     """A path (contains `/` or ends in `.toml`) is taken as is; a bare name is searched for."""
     if "/" in name_or_path or name_or_path.endswith(".toml"):
-        path = Path(name_or_path)
-        if not path.is_file():
+        if not os.path.isfile(name_or_path):
             raise RunncError("no such policy file", where=name_or_path)
-        return path
+        return name_or_path
     if not name_or_path or not name_or_path.replace("-", "").replace("_", "").isalnum():
         raise RunncError(f"invalid policy name {name_or_path!r}")
     dirs = policy_dirs()
     for directory in dirs:
-        candidate = directory / f"{name_or_path}.toml"
-        if candidate.is_file():
+        candidate = os.path.join(directory, f"{name_or_path}.toml")
+        if os.path.isfile(candidate):
             return candidate
-    looked = ", ".join(str(d) for d in dirs)
-    raise RunncError(f"policy {name_or_path!r} not found (looked in {looked})")
+    raise RunncError(f"policy {name_or_path!r} not found (looked in {', '.join(dirs)})")

@@ -161,7 +161,7 @@ def load_policy(name_or_path: str) -> Policy:
     """Load and validate a policy: `spt` -> the shipped policies/spt.toml, or a file path."""
     path = find_policy(name_or_path)
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise RunncError(f"invalid TOML: {exc}", where=str(path)) from exc

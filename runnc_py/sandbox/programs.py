@@ -13,7 +13,7 @@ a cached program is a security boundary.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import os
 
 from runnc_py import cachedir
 from runnc_py.sandbox.facts import BootFacts
@@ -27,11 +27,11 @@ _DIGEST = 32
 
 def filter_program(policy: str, facts: BootFacts) -> bytes:
     """The compiled program of POLICY (a name or a path) for one boot's FACTS."""
-    path = find_policy(policy).resolve()
-    st = path.stat()
+    path = os.path.realpath(find_policy(policy))
+    st = os.stat(path)
     identity = (
         BOOT_FORMAT,
-        str(path),
+        path,
         st.st_dev,
         st.st_ino,
         st.st_size,
@@ -40,19 +40,19 @@ def filter_program(policy: str, facts: BootFacts) -> bytes:
         facts,
     )
     key = hashlib.sha256(repr(identity).encode()).hexdigest()
-    entry = cachedir.cache_dir("bpf") / f"boot-{key}.bpf"
+    entry = os.path.join(cachedir.cache_dir("bpf"), f"boot-{key}.bpf")
     program = read_program(entry)
     if program is None:
         from runnc_py.sandbox.bpf import compile_bpf
         from runnc_py.sandbox.policy import load_policy, resolve
 
-        loaded = load_policy(str(path))
+        loaded = load_policy(path)
         program = compile_bpf(resolve(loaded, facts), loaded.default_action)
         store_program(entry, program)
     return program
 
 
-def read_program(path: Path) -> bytes | None:
+def read_program(path: str | os.PathLike[str]) -> bytes | None:
     data = cachedir.read_trusted(path, BPF_MAXINSNS * INSN_SIZE + _DIGEST)
     if data is None:
         return None
@@ -62,5 +62,5 @@ def read_program(path: Path) -> bytes | None:
     return program
 
 
-def store_program(path: Path, program: bytes) -> None:
+def store_program(path: str | os.PathLike[str], program: bytes) -> None:
     cachedir.write_atomic(path, program + hashlib.sha256(program).digest())

@@ -37,7 +37,7 @@ def load_unikernel_cached(path: str | os.PathLike[str]) -> UnikernelImage:
         st.st_ctime_ns,
     )
     key = hashlib.sha256(repr(identity).encode()).hexdigest()
-    entry = cachedir.cache_dir("images") / f"{key}.json"
+    entry = os.path.join(cachedir.cache_dir("images"), f"{key}.json")
     data = cachedir.read_trusted(entry, MAX_ENTRY)
     if data is not None:
         try:
