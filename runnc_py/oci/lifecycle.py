@@ -232,7 +232,7 @@ def create(
     the guest uses the inherited stdio.
     """
     from runnc_py.monitor import launch
-    from runnc_py.oci import autodev, cgroups, security
+    from runnc_py.oci import autodev, cgroup_plan, cgroups, security
     from runnc_py.oci.hooks import run_hooks
     from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
     from runnc_py.oci.log import _timestamp
@@ -269,7 +269,9 @@ def create(
     launch.check(auto.check_request(request))
     sec = security.plan_process_security(spec.process)
     ns_actions = plan_namespaces(spec.namespaces)
-    cg_plan = cgroups.plan_cgroup(container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup)
+    cg_plan = cgroup_plan.plan_cgroup(
+        container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup
+    )
     use_terminal = spec.terminal and console_socket is not None
     if spec.terminal and console_socket is None and not foreground:
         raise RunncError(

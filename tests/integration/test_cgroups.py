@@ -20,7 +20,8 @@ from collections.abc import Iterator
 import pytest
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.cgroups import CGROUP_ROOT, Cgroup, CgroupLayout, plan_cgroup
+from runnc_py.oci.cgroup_plan import CGROUP_ROOT, plan_cgroup
+from runnc_py.oci.cgroups import Cgroup, CgroupLayout
 
 MiB = 1 << 20
 V1 = os.path.isdir(os.path.join(CGROUP_ROOT, "memory")) and not os.path.exists(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.cgroups import (
+from runnc_py.oci.cgroup_plan import (
     CgroupWrite,
     Limits,
     cgroup_path,

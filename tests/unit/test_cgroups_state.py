@@ -7,7 +7,8 @@ import json
 import pytest
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.cgroups import Cgroup, CgroupLayout, parse_v1_mounts
+from runnc_py.oci.cgroup_plan import parse_v1_mounts
+from runnc_py.oci.cgroups import Cgroup, CgroupLayout
 
 # A hybrid host like our CI: split v1 hierarchies, systemd's named one, an empty v2 tree.
 HYBRID = """\

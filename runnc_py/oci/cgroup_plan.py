@@ -1,0 +1,490 @@
+"""Container cgroups, the pure part: from `linux.cgroupsPath` + `linux.resources` to a plan.
+
+`plan_cgroup` turns the spec into a `CgroupPlan`: the cgroup's path plus, for cgroup v1 *and*
+v2, the ordered list of writes (controller, dir, file, value). Both versions are planned
+because which one a host runs is a fact of the host, found only when `Cgroup.create` runs
+(runnc_py.oci.cgroups, the effectful shell); so the plan stays pure and is unit-tested
+without root.
+
+Where the cgroup goes (`linux.cgroupsPath`), the same in every hierarchy:
+- absent: `/runnc-py/<id>`;
+- absolute `/a/b`: `/a/b` below each hierarchy root (what runc and the engines expect:
+  Docker sends `/docker/<id>`, containerd `/default/<id>`);
+- relative `a/b`: `/runnc-py/a/b`. runc puts relative paths under its *own* cgroup; we use a
+  fixed parent so the result does not depend on which cgroup the caller happens to sit in;
+- systemd form `slice:prefix:name` (recognised always, required with `--systemd-cgroup`):
+  `/<expanded slice>/<prefix>-<name>.scope`, e.g. `system.slice:docker:abc` ->
+  `/system.slice/docker-abc.scope`. We create it as plain cgroupfs dirs and never talk to
+  systemd over D-Bus (our hosts have no systemd); the path is the one systemd would use.
+
+Resources applied: memory limit/swap/reservation, pids limit, cpu shares/quota/period,
+cpuset cpus/mems, hugepage limits. Not applied: `devices` (a unikernel only reaches the host
+through the fds we open for it and its seccomp filter), blockIO, network, rdma, unified.
+Values follow runc: 0 means "unset" for the cpu fields; -1 means unlimited; pids.limit <= 0 is
+unlimited (writing 0 to pids.max would forbid every fork).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runnc_py.errors import RunncError
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+DEFAULT_PARENT = "/runnc-py"
+SYSTEMD_DEFAULT_SLICE = "system.slice"
+SYSTEMD_DEFAULT_PREFIX = "runnc-py"
+
+# v1 hierarchies a container joins when they are mounted. We join more than we write limits
+# to so accounting (cpuacct, blkio) and `ps` see the whole container, as runc does; the
+# devices hierarchy is joined with the parent's (inherited) rules.
+V1_JOIN = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "pids")
+
+# runc's bounds: the kernel silently clamps cpu.shares, so reject what it would change.
+CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262144
+CPU_PERIOD_MIN, CPU_PERIOD_MAX = 1000, 1_000_000  # µs, kernel limits for cfs_period_us
+CPU_QUOTA_MIN = 1000  # µs, the kernel refuses a smaller cfs_quota_us
+
+_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_PAGE_SIZE = re.compile(r"^\d+[KMG]B$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure core: limits, paths and the writes they imply.
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`linux.resources`, validated and normalised (None = leave the kernel default)."""
+
+    memory_limit: int | None = None  # bytes, -1 = unlimited
+    memory_swap: int | None = None  # bytes of memory + swap (OCI/v1 meaning), -1 = unlimited
+    memory_reservation: int | None = None  # bytes, -1 = unlimited
+    pids_limit: int | None = None  # <= 0 = unlimited
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None  # µs per period, -1 = unlimited
+    cpu_period: int | None = None  # µs
+    cpus: str | None = None  # "0-3,5"
+    mems: str | None = None
+    hugepages: tuple[tuple[str, int], ...] = ()  # (page size "2MB", bytes)
+
+
+@dataclass(frozen=True)
+class CgroupWrite:
+    """One value to write into one cgroup file.
+
+    `controller` is the controller the write needs: the v1 hierarchy it goes to, or the v2
+    controller that must be enabled. `dir` is relative to the hierarchy root. A `value` of
+    None means "copy the parent's value if ours is empty" (v1 cpuset: a new cpuset cgroup is
+    empty and refuses tasks). `source` is the JSON path named in errors. `optional` writes
+    are skipped when the file or hierarchy does not exist on this host.
+    """
+
+    controller: str
+    dir: str
+    file: str
+    value: str | None
+    source: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class CgroupPlan:
+    """Where the container's cgroup goes and what to write there, for v1 and for v2."""
+
+    path: str
+    v1: tuple[CgroupWrite, ...] = ()
+    v2: tuple[CgroupWrite, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    def writes(self, version: int) -> tuple[CgroupWrite, ...]:
+        return self.v1 if version == 1 else self.v2
+
+
+def plan_cgroup(
+    container_id: str,
+    cgroups_path: str | None,
+    resources: Mapping[str, Any] | None,
+    systemd: bool = False,
+) -> CgroupPlan:
+    """Plan the cgroup of a container from `linux.cgroupsPath` and `linux.resources`."""
+    path = cgroup_path(container_id, cgroups_path, systemd)
+    limits = parse_resources(resources)
+    return CgroupPlan(
+        path=path,
+        v1=v1_writes(path, limits, structure=True),
+        v2=v2_writes(path, limits),
+        limits=limits,
+    )
+
+
+def cgroup_path(container_id: str, cgroups_path: str | None, systemd: bool = False) -> str:
+    """The cgroup path below each hierarchy root (see the module docstring for the rules)."""
+    _check_id(container_id)
+    where = "linux.cgroupsPath"
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        raise RunncError("must be a string", where=where)
+    if not cgroups_path:
+        if systemd:
+            return _systemd_path(f"{SYSTEMD_DEFAULT_SLICE}:{SYSTEMD_DEFAULT_PREFIX}:{container_id}")
+        return f"{DEFAULT_PARENT}/{container_id}"
+    if _is_systemd_form(cgroups_path):
+        return _systemd_path(cgroups_path)
+    if systemd:
+        raise RunncError(
+            f'expected "slice:prefix:name" with --systemd-cgroup, got {cgroups_path!r}',
+            where=where,
+        )
+    return _plain_path(cgroups_path, where)
+
+
+def _check_id(container_id: str) -> None:
+    if (
+        not isinstance(container_id, str)
+        or container_id in ("", ".", "..")
+        or "/" in container_id
+        or "\0" in container_id
+    ):
+        raise RunncError(f"invalid container id {container_id!r}", where="cgroup")
+
+
+def _plain_path(raw: str, where: str) -> str:
+    if "\0" in raw:
+        raise RunncError("must not contain NUL", where=where)
+    # `..` could climb out of the parent we chose (or the hierarchy): refuse, don't normalise.
+    if ".." in raw.split("/"):
+        raise RunncError(f"must not contain '..': {raw!r}", where=where)
+    full = raw if raw.startswith("/") else f"{DEFAULT_PARENT}/{raw}"
+    path = posixpath.normpath(full)
+    if path.startswith("//"):  # normpath keeps a leading "//" (POSIX); it is just "/"
+        path = "/" + path.lstrip("/")
+    if path == "/":
+        raise RunncError("must not be the root cgroup", where=where)
+    return path
+
+
+def _is_systemd_form(raw: str) -> bool:
+    return "/" not in raw and raw.count(":") == 2
+
+
+def _systemd_path(raw: str) -> str:
+    """`slice:prefix:name` -> the path systemd would give that scope (or slice)."""
+    where = "linux.cgroupsPath"
+    slice_, prefix, name = raw.split(":")
+    if not name:
+        raise RunncError(f"systemd form {raw!r} has an empty name", where=where)
+    parent = expand_slice(slice_ or SYSTEMD_DEFAULT_SLICE, where)
+    if name.endswith(".slice"):
+        unit = name  # a slice is named as is
+    else:
+        unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    if "/" in unit or unit in (".", ".."):
+        raise RunncError(f"invalid unit name {unit!r}", where=where)
+    return posixpath.join(parent, unit)
+
+
+def expand_slice(slice_: str, where: str = "linux.cgroupsPath") -> str:
+    """systemd's slice nesting: `a-b-c.slice` -> `/a.slice/a-b.slice/a-b-c.slice`."""
+    if not slice_.endswith(".slice") or "/" in slice_:
+        raise RunncError(f"invalid systemd slice {slice_!r}", where=where)
+    if slice_ == "-.slice":  # the root slice
+        return "/"
+    stem = slice_[: -len(".slice")]
+    parts = stem.split("-")
+    if any(not p for p in parts):
+        raise RunncError(f"invalid systemd slice {slice_!r} (empty '-' component)", where=where)
+    path, acc = "", ""
+    for part in parts:
+        acc = f"{acc}-{part}" if acc else part
+        path += f"/{acc}.slice"
+    return path
+
+
+def parse_resources(resources: Mapping[str, Any] | None, where: str = "linux.resources") -> Limits:
+    """Validate `linux.resources`; errors name the JSON path of the bad value."""
+    if resources is None:
+        return Limits()
+    _need_mapping(resources, where)
+    memory = _section(resources, "memory", where)
+    pids = _section(resources, "pids", where)
+    cpu = _section(resources, "cpu", where)
+
+    mem_where = f"{where}.memory"
+    limit = _limit_or_unlimited(memory, "limit", mem_where)
+    swap = _limit_or_unlimited(memory, "swap", mem_where)
+    reservation = _limit_or_unlimited(memory, "reservation", mem_where)
+    if swap is not None and swap > 0:
+        if limit is None or limit == -1:
+            raise RunncError(
+                f"needs {mem_where}.limit (swap limits memory + swap)", where=f"{mem_where}.swap"
+            )
+        if swap < limit:
+            raise RunncError(
+                f"must be >= memory.limit ({limit}): it limits memory + swap",
+                where=f"{mem_where}.swap",
+            )
+
+    pids_limit = _int(pids, "limit", f"{where}.pids")
+
+    cpu_where = f"{where}.cpu"
+    shares = _int(cpu, "shares", cpu_where) or None
+    if shares is not None and not CPU_SHARES_MIN <= shares <= CPU_SHARES_MAX:
+        raise RunncError(
+            f"must be between {CPU_SHARES_MIN} and {CPU_SHARES_MAX}", where=f"{cpu_where}.shares"
+        )
+    quota = _int(cpu, "quota", cpu_where) or None
+    if quota is not None and quota != -1 and quota < CPU_QUOTA_MIN:
+        raise RunncError(
+            f"must be >= {CPU_QUOTA_MIN} (µs) or -1 (unlimited)", where=f"{cpu_where}.quota"
+        )
+    period = _int(cpu, "period", cpu_where) or None
+    if period is not None and not CPU_PERIOD_MIN <= period <= CPU_PERIOD_MAX:
+        raise RunncError(
+            f"must be between {CPU_PERIOD_MIN} and {CPU_PERIOD_MAX} (µs)",
+            where=f"{cpu_where}.period",
+        )
+    cpus = _cpu_list(cpu, "cpus", cpu_where)
+    mems = _cpu_list(cpu, "mems", cpu_where)
+
+    return Limits(
+        memory_limit=limit,
+        memory_swap=swap,
+        memory_reservation=reservation,
+        pids_limit=pids_limit,
+        cpu_shares=shares,
+        cpu_quota=quota,
+        cpu_period=period,
+        cpus=cpus,
+        mems=mems,
+        hugepages=_hugepages(resources, where),
+    )
+
+
+def _need_mapping(obj: object, where: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise RunncError("must be an object", where=where)
+
+
+def _section(resources: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = resources.get(key)
+    if value is None:
+        return {}
+    _need_mapping(value, f"{where}.{key}")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    # bool is an int in Python but `true` is not a number in JSON.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RunncError(f"must be an integer, got {value!r}", where=f"{where}.{key}")
+    return value
+
+
+def _limit_or_unlimited(obj: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = _int(obj, key, where)
+    if value is not None and value != -1 and value <= 0:
+        raise RunncError("must be > 0 or -1 (unlimited)", where=f"{where}.{key}")
+    return value
+
+
+def _cpu_list(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _CPU_LIST.match(value.strip()):
+        raise RunncError(f"must be a list like '0-3,5', got {value!r}", where=f"{where}.{key}")
+    for part in value.strip().split(","):
+        lo, _, hi = part.partition("-")
+        if hi and int(hi) < int(lo):
+            raise RunncError(f"range {part!r} is reversed", where=f"{where}.{key}")
+    return value.strip()
+
+
+def _hugepages(resources: Mapping[str, Any], where: str) -> tuple[tuple[str, int], ...]:
+    entries = resources.get("hugepageLimits")
+    if entries is None:
+        return ()
+    where = f"{where}.hugepageLimits"
+    if not isinstance(entries, list):
+        raise RunncError("must be an array", where=where)
+    out: list[tuple[str, int]] = []
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        _need_mapping(entry, at)
+        size = entry.get("pageSize")
+        if not isinstance(size, str) or not _PAGE_SIZE.match(size):
+            raise RunncError(f"must be like '2MB' or '1GB', got {size!r}", where=f"{at}.pageSize")
+        limit = _int(entry, "limit", at)
+        if limit is None or limit < 0:
+            raise RunncError("must be an integer >= 0", where=f"{at}.limit")
+        out.append((size, limit))
+    return tuple(out)
+
+
+def levels(path: str) -> list[str]:
+    """Every cgroup from the top down to `path`: `/a/b` -> [`/a`, `/a/b`]."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def cpu_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000], runc's linear map."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def v2_swap_max(limit: int | None, swap: int) -> str:
+    """OCI swap is memory + swap (v1 memsw); v2 memory.swap.max is the swap part alone."""
+    if swap == -1:
+        return "max"
+    assert limit is not None and limit > 0  # parse_resources guarantees it
+    return str(swap - limit)
+
+
+def _unlimited(value: int, word: str) -> str:
+    return word if value == -1 else str(value)
+
+
+def v1_writes(path: str, limits: Limits, *, structure: bool) -> tuple[CgroupWrite, ...]:
+    """The writes for cgroup v1 hierarchies. `structure` adds what a new cgroup needs."""
+    res = "linux.resources"
+    out: list[CgroupWrite] = []
+    if structure:
+        # Every new cpuset cgroup starts with empty cpus/mems and refuses tasks until both are
+        # set, at every level we create: inherit them from the parent, top down.
+        for level in levels(path):
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                out.append(CgroupWrite("cpuset", level, f, None, "linux.cgroupsPath", True))
+
+    def add(controller: str, f: str, value: str, source: str, optional: bool = False) -> None:
+        out.append(CgroupWrite(controller, path, f, value, source, optional))
+
+    lim = limits
+    if lim.memory_reservation is not None:
+        add(
+            "memory",
+            "memory.soft_limit_in_bytes",
+            str(lim.memory_reservation),
+            f"{res}.memory.reservation",
+        )
+    if lim.memory_limit is not None:
+        add("memory", "memory.limit_in_bytes", str(lim.memory_limit), f"{res}.memory.limit")
+    if lim.memory_swap is not None:
+        # Without swap accounting the file is absent: "unlimited" then needs no write.
+        add(
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            str(lim.memory_swap),
+            f"{res}.memory.swap",
+            optional=lim.memory_swap == -1,
+        )
+    if lim.pids_limit is not None:
+        value = str(lim.pids_limit) if lim.pids_limit > 0 else "max"
+        add("pids", "pids.max", value, f"{res}.pids.limit")
+    if lim.cpu_shares is not None:
+        add("cpu", "cpu.shares", str(lim.cpu_shares), f"{res}.cpu.shares")
+    if lim.cpu_period is not None:
+        add("cpu", "cpu.cfs_period_us", str(lim.cpu_period), f"{res}.cpu.period")
+    if lim.cpu_quota is not None:
+        add("cpu", "cpu.cfs_quota_us", str(lim.cpu_quota), f"{res}.cpu.quota")
+    if lim.cpus is not None:
+        add("cpuset", "cpuset.cpus", lim.cpus, f"{res}.cpu.cpus")
+    if lim.mems is not None:
+        add("cpuset", "cpuset.mems", lim.mems, f"{res}.cpu.mems")
+    for i, (size, limit) in enumerate(lim.hugepages):
+        add("hugetlb", f"hugetlb.{size}.limit_in_bytes", str(limit), f"{res}.hugepageLimits[{i}]")
+    return tuple(out)
+
+
+def v2_writes(path: str, limits: Limits) -> tuple[CgroupWrite, ...]:
+    """The writes for the cgroup v2 unified tree, including enabling controllers above us."""
+    res = "linux.resources"
+    leaf: list[CgroupWrite] = []
+
+    def add(controller: str, f: str, value: str, source: str, optional: bool = False) -> None:
+        leaf.append(CgroupWrite(controller, path, f, value, source, optional))
+
+    lim = limits
+    if lim.memory_reservation is not None:
+        add(
+            "memory",
+            "memory.low",
+            _unlimited(lim.memory_reservation, "max"),
+            f"{res}.memory.reservation",
+        )
+    if lim.memory_limit is not None:
+        add("memory", "memory.max", _unlimited(lim.memory_limit, "max"), f"{res}.memory.limit")
+    if lim.memory_swap is not None:
+        add(
+            "memory",
+            "memory.swap.max",
+            v2_swap_max(lim.memory_limit, lim.memory_swap),
+            f"{res}.memory.swap",
+            optional=lim.memory_swap == -1,
+        )
+    if lim.pids_limit is not None:
+        value = str(lim.pids_limit) if lim.pids_limit > 0 else "max"
+        add("pids", "pids.max", value, f"{res}.pids.limit")
+    if lim.cpu_shares is not None:
+        add("cpu", "cpu.weight", str(cpu_weight(lim.cpu_shares)), f"{res}.cpu.shares")
+    if lim.cpu_quota is not None or lim.cpu_period is not None:
+        quota = "max" if lim.cpu_quota in (None, -1) else str(lim.cpu_quota)
+        value = quota if lim.cpu_period is None else f"{quota} {lim.cpu_period}"
+        source = f"{res}.cpu.quota" if lim.cpu_quota is not None else f"{res}.cpu.period"
+        add("cpu", "cpu.max", value, source)
+    if lim.cpus is not None:
+        add("cpuset", "cpuset.cpus", lim.cpus, f"{res}.cpu.cpus")
+    if lim.mems is not None:
+        add("cpuset", "cpuset.mems", lim.mems, f"{res}.cpu.mems")
+    for i, (size, limit) in enumerate(lim.hugepages):
+        add("hugetlb", f"hugetlb.{size}.max", str(limit), f"{res}.hugepageLimits[{i}]")
+
+    # v2 controllers work top-down: each one must be enabled in cgroup.subtree_control of
+    # every ancestor before its files appear in our cgroup.
+    needed = required_controllers(leaf)
+    enable = [
+        CgroupWrite(c, parent, "cgroup.subtree_control", f"+{c}", needed[c])
+        for parent in ["/", *levels(path)[:-1]]
+        for c in sorted(needed)
+    ]
+    return (*enable, *leaf)
+
+
+def required_controllers(writes: Iterable[CgroupWrite]) -> dict[str, str]:
+    """Controller -> JSON path of the first non-optional write that needs it."""
+    needed: dict[str, str] = {}
+    for w in writes:
+        if not w.optional:
+            needed.setdefault(w.controller, w.source)
+    return needed
+
+
+def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
+    """Controller -> mount point of each cgroup v1 hierarchy, from /proc/self/mountinfo text.
+
+    Co-mounted controllers (`cpu,cpuacct`) map to the same mount point.
+    """
+    mounts: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = pre.split(), post.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] != "cgroup":
+            continue
+        mount_point = _unescape(fields[4])
+        for opt in tail[2].split(","):
+            if opt in V1_JOIN:
+                mounts.setdefault(opt, mount_point)
+    return mounts
+
+
+def _unescape(text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
