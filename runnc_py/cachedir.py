@@ -71,3 +71,23 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def prune(directory: str, keep: int) -> None:
+    """Keep the KEEP most recently written entries of DIRECTORY. Entries keyed by file identity
+    or fds go stale as files and fds change, and nothing else would ever remove them. Called
+    after a cache miss only, so listing the directory is off the hot path. Best effort."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    if len(names) <= keep:
+        return
+    aged = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            aged.append((os.stat(os.path.join(directory, name)).st_mtime_ns, name))
+    aged.sort()
+    for _, name in aged[: len(aged) - keep]:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))

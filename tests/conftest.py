@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,22 @@ def kvm_usable() -> bool:
         return False
     os.close(fd)
     return True
+
+
+_PRIVATE_CACHE: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests neither read nor fill this host's caches (/var/lib/runnc-py): one private cache
+    root per session, inherited by every runnc-py the tests start."""
+    if "RUNNC_PY_CACHE" not in os.environ:
+        _PRIVATE_CACHE.append(tempfile.mkdtemp(prefix="runnc-py-test-cache-"))
+        os.environ["RUNNC_PY_CACHE"] = _PRIVATE_CACHE[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for path in _PRIVATE_CACHE:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

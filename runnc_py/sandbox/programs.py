@@ -23,6 +23,7 @@ BOOT_FORMAT = 1  # bump when resolve() or the compiler change what a policy yiel
 BPF_MAXINSNS = 4096  # the kernel refuses longer classic-BPF programs
 INSN_SIZE = 8  # sizeof(struct sock_filter)
 _DIGEST = 32
+KEEP_PROGRAMS = 512  # compiled programs remembered (boot- and rule-keyed); the oldest go first
 
 
 def filter_program(policy: str, facts: BootFacts) -> bytes:
@@ -49,6 +50,7 @@ def filter_program(policy: str, facts: BootFacts) -> bytes:
         loaded = load_policy(path)
         program = compile_bpf(resolve(loaded, facts), loaded.default_action)
         store_program(entry, program)
+        cachedir.prune(os.path.dirname(entry), KEEP_PROGRAMS)
     return program
 
 

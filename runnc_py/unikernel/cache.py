@@ -18,6 +18,7 @@ from runnc_py.unikernel.manifest import Manifest, ManifestEntry
 
 FORMAT = 1  # bump when UnikernelImage or the checks behind it change
 MAX_ENTRY = 64 * 1024
+KEEP_ENTRIES = 512  # validated images remembered; the oldest go first
 
 
 def load_unikernel_cached(path: str | os.PathLike[str]) -> UnikernelImage:
@@ -46,6 +47,7 @@ def load_unikernel_cached(path: str | os.PathLike[str]) -> UnikernelImage:
             pass  # an old or damaged entry: validate again and replace it
     image = load_unikernel(where)
     cachedir.write_atomic(entry, encode(image))
+    cachedir.prune(os.path.dirname(entry), KEEP_ENTRIES)
     return image
 
 

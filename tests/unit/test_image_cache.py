@@ -73,3 +73,16 @@ def test_an_entry_others_can_write_is_ignored(tmp_path: Path, private_cache: Pat
     entry.write_text(entry.read_text().replace(str(good.entry), str(good.entry + 4096)))
     os.chmod(entry, 0o666)
     assert load_unikernel_cached(path) == good
+
+
+def test_prune_keeps_the_newest_entries(tmp_path: Path) -> None:
+    from runnc_py import cachedir
+
+    for i in range(5):
+        entry = tmp_path / f"e{i}"
+        entry.write_bytes(b"x")
+        os.utime(entry, ns=(i * 10**9, i * 10**9))
+    cachedir.prune(str(tmp_path), keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e2", "e3", "e4"]
+    cachedir.prune(str(tmp_path), keep=3)  # within bounds: nothing more goes
+    assert len(list(tmp_path.iterdir())) == 3
