@@ -7,7 +7,7 @@
 Rows, all measured in this run with the same harness (fork or spawn + wait from this process):
   static C hello      the floor: a static binary that writes and exits
   spt launcher path   fork of a warm Python + runnc_spt_boot of hello.spt (the peer)
-  hvt monitor path    fork of a warm Python + boot_hvt of hello.hvt: VM creation, layout,
+  hvt monitor path    fork of a warm Python + prepare_hvt + boot_hvt of hello.hvt: VM creation, layout,
                       seccomp filter (cached), vCPU run, exit
   hvt cold python     python3 -c 'launch_hvt(...)': interpreter start, imports, ELF checks
   solo5-hvt           the reference tender, when SOLO5_HVT is set
@@ -80,9 +80,10 @@ def main() -> None:
         (work / "h.c").write_text(STATIC_HELLO)
         subprocess.run(["gcc", "-O2", "-static", "-o", str(static), str(work / "h.c")], check=True)
 
-        # Prepared once; each forked child inherits the fds (hvt: the filter is cached).
+        # spt: prepared once, each forked child inherits the fds. hvt: prepared in the child,
+        # since KVM ties a VM to the process that created it (the filter comes from the cache).
         spt_prepared = launch.prepare(launch.LaunchRequest(unikernel=str(hello_spt), mem_mb=8))
-        hvt_prepared = hvt.prepare_hvt(launch.LaunchRequest(unikernel=str(hello_hvt), mem_mb=8))
+        hvt_request = launch.LaunchRequest(unikernel=str(hello_hvt), mem_mb=8)
         cold = [
             sys.executable,
             "-c",
@@ -94,7 +95,7 @@ def main() -> None:
         cases: list[tuple[str, Callable[[], float]]] = [
             ("static C hello", lambda: timed_spawn([str(static)])),
             ("spt launcher path", forked(lambda: launch.boot(spt_prepared))),
-            ("hvt monitor path", forked(lambda: hvt.boot_hvt(hvt_prepared))),
+            ("hvt monitor path", forked(lambda: hvt.boot_hvt(hvt.prepare_hvt(hvt_request)))),
             ("hvt cold python", lambda: timed_spawn(cold)),
         ]
         solo5 = os.environ.get("SOLO5_HVT")

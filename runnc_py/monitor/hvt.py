@@ -20,8 +20,8 @@ import contextlib
 import fcntl
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet
@@ -131,6 +131,11 @@ class PreparedHvt:
     timerfd: int
     devices: GuestDevices
     policy: str | None  # policy name or path; None = no seccomp filter
+    # Set by _create_vm: the VM (a C handle), the run loop's compiled filter, and the cffi
+    # objects the C side points into, which must live as long as the VM.
+    vm: Any = None
+    program: bytes = b""
+    keepalive: list[Any] = field(default_factory=list)
 
     @property
     def nets(self) -> list[OpenNet]:
@@ -144,6 +149,11 @@ class PreparedHvt:
         return [self.epollfd, self.timerfd, *self.devices.fds()]
 
     def close(self) -> None:
+        if self.vm is not None:
+            from runnc_py import _hvt
+
+            _hvt.lib.runnc_hvt_destroy(self.vm)
+            self.vm = None
         self.devices.close()
         for fd in (self.elf_fd, self.epollfd, self.timerfd):
             with contextlib.suppress(OSError):
@@ -151,7 +161,8 @@ class PreparedHvt:
 
 
 def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> PreparedHvt:
-    """Validate REQ, open its devices and the poll fds. Nothing is left open on failure.
+    """Validate REQ, open its devices and the poll fds, create the VM and compile the run
+    loop's filter. Nothing is left open on failure.
 
     POLICY is the seccomp policy for the monitor's run loop (`req.policy` wins if set);
     None runs without a filter.
@@ -185,7 +196,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
-    return PreparedHvt(
+    prepared = PreparedHvt(
         image=image,
         mem_size=mem_size,
         cmdline=cmdline,
@@ -196,6 +207,12 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         devices=devices,
         policy=policy,
     )
+    try:
+        _create_vm(prepared)
+    except BaseException:
+        prepared.close()
+        raise
+    return prepared
 
 
 def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
@@ -213,12 +230,12 @@ def _monitor_filter(prepared: PreparedHvt, vcpufd: int) -> bytes:
     return filter_program(prepared.policy, facts)
 
 
-def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
-    """Become the hvt monitor of PREPARED's guest; the process exits with the guest's status.
+def _create_vm(prepared: PreparedHvt) -> None:
+    """Create the VM, lay out the guest and compile the run loop's filter.
 
-    Returns only by raising RunncError, when the VM could not be set up or the monitor could
-    not start (nothing of the guest ran then; PREPARED's fds are closed). CLOSE_FDS closes
-    every other fd above 2 before the guest starts, as the spt launcher does.
+    Part of preparing, not of booting: opening /dev/kvm and reading the policy need the
+    privileges an OCI init drops between `prepare` and `boot`, and KVM ties a VM to the process
+    that made it, so the process that prepares is the one that runs the guest.
     """
     from runnc_py import _hvt
 
@@ -265,27 +282,37 @@ def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
             "timerfd": prepared.timerfd,
         },
     )
+    prepared.keepalive = [segments, blocks, nets, mft, cmdline, plan]
     err = ffi.new("char[512]")
     vm = lib.runnc_hvt_create(plan, err, len(err))
     if vm == ffi.NULL:
-        prepared.close()
         raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
-    try:
-        vcpufd = lib.runnc_hvt_vcpufd(vm)
-        bpf = b"" if prepared.policy is None else _monitor_filter(prepared, vcpufd)
-    except BaseException:
-        lib.runnc_hvt_destroy(vm)
-        prepared.close()
-        raise
+    prepared.vm = vm
+    vcpufd = lib.runnc_hvt_vcpufd(vm)
+    prepared.program = b"" if prepared.policy is None else _monitor_filter(prepared, vcpufd)
     os.close(prepared.elf_fd)  # loaded: the guest never reads its own file
     prepared.elf_fd = -1
+
+
+def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
+    """Become the hvt monitor of PREPARED's guest; the process exits with the guest's status.
+
+    Returns only by raising RunncError, when the monitor could not start (nothing of the guest
+    ran then; PREPARED's fds are closed). CLOSE_FDS closes every other fd above 2 before the
+    guest starts, as the spt launcher does.
+    """
+    from runnc_py import _hvt
+
+    ffi, lib = _hvt.ffi, _hvt.lib
+    bpf = prepared.program
     program = ffi.new("uint8_t[]", bpf) if bpf else ffi.NULL
+    err = ffi.new("char[512]")
     # Python's buffers would never be flushed: the process ends inside the C loop.
     sys.stdout.flush()
     sys.stderr.flush()
-    lib.runnc_hvt_run(vm, program, len(bpf), int(close_fds), err, len(err))
+    lib.runnc_hvt_run(prepared.vm, program, len(bpf), int(close_fds), err, len(err))
     prepared.close()
-    raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
+    raise RunncError(ffi.string(err).decode(errors="replace"), where=prepared.image.path)
 
 
 def launch_hvt(req: LaunchRequest) -> NoReturn:

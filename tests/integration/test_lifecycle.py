@@ -684,6 +684,24 @@ def test_guest_runs_unprivileged(rt: Runtime) -> None:
     assert rt("delete", cid).returncode == 0
 
 
+@pytest.mark.kvm
+def test_hvt_guest_runs_as_an_unprivileged_user(rt: Runtime) -> None:
+    """An hvt container as uid 65534: /dev/kvm is opened and the monitor's filter compiled
+    while the init is still root (in `create`), so dropping privileges before boot is fine."""
+    cid = rt.new_id()
+    bundle = rt.bundle("hello.spt", ("a", "b"))
+    (bundle / "rootfs" / "hello.hvt").write_bytes((rt.guests / "hvt" / "hello.hvt").read_bytes())
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["/hello.hvt", "a", "b"]
+    config["process"]["user"] = {"uid": 65534, "gid": 65534}
+    (bundle / "config.json").write_text(json.dumps(config))
+    pid, out = rt.created(cid, bundle)
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0, out.read_text()
+    assert out.read_text() == "Hello, World\nCommand line is: 'a b'\n"
+    assert rt("delete", cid).returncode == 0
+
+
 # ---------------------------------------------------------------------------- memory
 
 
