@@ -7,8 +7,8 @@
 Rows, all measured in this run with the same harness (fork or spawn + wait from this process):
   static C hello      the floor: a static binary that writes and exits
   spt launcher path   fork of a warm Python + runnc_spt_boot of hello.spt (the peer)
-  hvt monitor path    fork of a warm Python + prepare_hvt + boot_hvt of hello.hvt: VM creation, layout,
-                      seccomp filter (cached), vCPU run, exit
+  hvt monitor path    fork of a warm Python + prepare_hvt + boot_hvt of hello.hvt: VM
+                      creation, layout, seccomp filter (cached), vCPU run, exit
   hvt cold python     python3 -c 'launch_hvt(...)': interpreter start, imports, ELF checks
   solo5-hvt           the reference tender, when SOLO5_HVT is set
 Needs root and a usable /dev/kvm.
