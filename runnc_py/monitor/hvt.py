@@ -238,16 +238,12 @@ def _create_vm(prepared: PreparedHvt) -> None:
     that made it, so the process that prepares is the one that runs the guest.
     """
     from runnc_py import _hvt
+    from runnc_py.monitor.launch import image_plan_fields
 
     ffi, lib = _hvt.ffi, _hvt.lib
     image = prepared.image
-    segments = ffi.new("struct runnc_hvt_segment[]", len(image.segments))
-    for i, seg in enumerate(image.segments):
-        segments[i].paddr = seg.vaddr  # Solo5 hvt guests are linked identity-mapped
-        segments[i].offset = seg.offset
-        segments[i].filesz = seg.filesz
-        segments[i].memsz = seg.memsz
-        segments[i].prot = seg.prot
+    # Solo5 hvt guests are linked identity-mapped: guest-physical = the ELF's vaddr.
+    image_fields = image_plan_fields(ffi, "struct runnc_hvt_segment", "paddr", prepared)
     index = {e.name: e.index for e in image.manifest.devices()}
     blocks = ffi.new("struct runnc_hvt_block[]", len(prepared.blocks))
     for i, b in enumerate(prepared.blocks):
@@ -260,20 +256,10 @@ def _create_vm(prepared: PreparedHvt) -> None:
     nets = ffi.new("struct runnc_hvt_net[]", len(prepared.nets))
     for i, n in enumerate(prepared.nets):
         nets[i] = {"index": index[n.name], "fd": n.fd}
-    mft = ffi.new("uint8_t[]", prepared.manifest)
-    cmdline = ffi.new("char[]", prepared.cmdline)
     plan = ffi.new(
         "struct runnc_hvt_plan *",
         {
-            "elf_fd": prepared.elf_fd,
-            "mem_size": prepared.mem_size,
-            "entry": image.entry,
-            "kernel_end": image.kernel_end,
-            "segments": segments,
-            "nsegments": len(image.segments),
-            "mft": mft,
-            "mft_size": len(prepared.manifest),
-            "cmdline": cmdline,
+            **image_fields,
             "blocks": blocks,
             "nblocks": len(prepared.blocks),
             "nets": nets,
@@ -282,7 +268,7 @@ def _create_vm(prepared: PreparedHvt) -> None:
             "timerfd": prepared.timerfd,
         },
     )
-    prepared.keepalive = [segments, blocks, nets, mft, cmdline, plan]
+    prepared.keepalive = [image_fields, blocks, nets, plan]
     err = ffi.new("char[512]")
     vm = lib.runnc_hvt_create(plan, err, len(err))
     if vm == ffi.NULL:

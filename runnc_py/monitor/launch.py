@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
@@ -303,6 +303,33 @@ def prepare(req: LaunchRequest) -> Prepared:
     )
 
 
+def image_plan_fields(
+    ffi: Any, segment_type: str, address_field: str, prepared: Prepared
+) -> dict[str, Any]:
+    """The plan fields both C monitors take alike: the ELF, its segments, memory size, the
+    filled manifest and the command line. The cdata values own their memory: keep the dict
+    alive for as long as the C side may read the plan."""
+    image = prepared.image
+    segments = ffi.new(f"{segment_type}[]", len(image.segments))
+    for i, seg in enumerate(image.segments):
+        setattr(segments[i], address_field, seg.vaddr)
+        segments[i].offset = seg.offset
+        segments[i].filesz = seg.filesz
+        segments[i].memsz = seg.memsz
+        segments[i].prot = seg.prot
+    return {
+        "elf_fd": prepared.elf_fd,
+        "mem_size": prepared.mem_size,
+        "entry": image.entry,
+        "kernel_end": image.kernel_end,
+        "segments": segments,
+        "nsegments": len(image.segments),
+        "mft": ffi.new("uint8_t[]", prepared.manifest),
+        "mft_size": len(prepared.manifest),
+        "cmdline": ffi.new("char[]", prepared.cmdline),
+    }
+
+
 def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
     """Become the guest (spt) or its monitor (hvt). Returns only by raising RunncError."""
     if not isinstance(prepared, PreparedBoot):
@@ -316,34 +343,18 @@ def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
     # Anything Python still buffers would be lost with its memory: flush it now.
     sys.stdout.flush()
     sys.stderr.flush()
-    segments = ffi.new("struct runnc_segment[]", len(image.segments))
-    for i, seg in enumerate(image.segments):
-        segments[i].vaddr = seg.vaddr
-        segments[i].offset = seg.offset
-        segments[i].filesz = seg.filesz
-        segments[i].memsz = seg.memsz
-        segments[i].prot = seg.prot
+    image_fields = image_plan_fields(ffi, "struct runnc_segment", "vaddr", prepared)
     keep = prepared.fds()
     keep_fds = ffi.new("int[]", keep)
     nets = prepared.devices.nets
     index = {e.name: e.index for e in image.manifest.devices()}
     watch_fds = ffi.new("int[]", [n.fd for n in nets])
     watch_tokens = ffi.new("uint64_t[]", [index[n.name] for n in nets])
-    mft = ffi.new("uint8_t[]", prepared.manifest)
     bpf = ffi.new("uint8_t[]", prepared.bpf)
-    cmdline = ffi.new("char[]", prepared.cmdline)
     plan = ffi.new(
         "struct runnc_spt_plan *",
         {
-            "elf_fd": prepared.elf_fd,
-            "mem_size": prepared.mem_size,
-            "entry": image.entry,
-            "kernel_end": image.kernel_end,
-            "segments": segments,
-            "nsegments": len(image.segments),
-            "mft": mft,
-            "mft_size": len(prepared.manifest),
-            "cmdline": cmdline,
+            **image_fields,
             "epollfd": prepared.epollfd,
             "timerfd": prepared.timerfd,
             "watch_fds": watch_fds,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,16 +194,6 @@ def test_sigterm_kills_a_sleeping_guest_with_143(running_guest: subprocess.Popen
 
 
 # --- networking: a real tap in a network namespace this test creates --------------------------
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"rnc-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.mark.root

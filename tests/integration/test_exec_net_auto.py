@@ -49,30 +49,13 @@ def test_net_auto_gives_the_guest_eth0_and_undoes_it_on_exit(lab: Lab, guests: P
     assert lab.state() == before, "taps, filters and addresses must be as they were"
 
 
-def test_net_auto_refuses_a_namespace_without_interfaces(guests: Path, tmp_path: Path) -> None:
-    import uuid
-
-    ns = f"rnc-empty-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        proc = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                *runnc_binary(),
-                "exec",
-                "--net-auto",
-                str(guests / "net.spt"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert proc.returncode == 1
-        assert len(proc.stderr.strip().splitlines()) == 1 and "interface" in proc.stderr
-        links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True)
-        assert links.stdout.count("\n") == 1, links.stdout  # only lo: no tap was left behind
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+def test_net_auto_refuses_a_namespace_without_interfaces(guests: Path, netns: str) -> None:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, *runnc_binary(), "exec", "--net-auto",
+         str(guests / "net.spt")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "interface" in proc.stderr
+    links = subprocess.run(["ip", "-n", netns, "-o", "link"], capture_output=True, text=True)
+    assert links.stdout.count("\n") == 1, links.stdout  # only lo: no tap was left behind

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,16 +359,6 @@ def test_memory_out_of_range(guests: Path, mem_mb: int) -> None:
 
 
 # --- networking: a real tap in a network namespace this test creates ------------------------------
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"rnc-hvt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @root
