@@ -239,8 +239,10 @@ def test_net_facts_command_renders_the_guest_config(lab: Lab) -> None:
 OPEN_AS = """
 import fcntl, os, struct, sys
 uid = int(sys.argv[2])
-os.setgroups([]); os.setgid(uid); os.setuid(uid)  # no capabilities left
+# Opened before dropping privileges, as the container's init does: the host's /dev/net/tun mode
+# (0666 or Debian's 0600) must not decide the test; the tap's owner must.
 fd = os.open("/dev/net/tun", os.O_RDWR)
+os.setgroups([]); os.setgid(uid); os.setuid(uid)  # no capabilities left
 try:
     fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH22x", sys.argv[1].encode(), 0x1002))
 except PermissionError:
