@@ -22,7 +22,7 @@ in `create` before the init is forked; `wire_network` runs in the init.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from runnc_py.oci.plan import PREFIX, resolve_in_root
 
 if TYPE_CHECKING:
     from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.oci.mounts import EngineFile
     from runnc_py.oci.spec import Spec
     from runnc_py.rootfs import ImageInfo
     from runnc_py.unikernel.manifest import Manifest
@@ -157,8 +158,11 @@ def rootfs_copy_path(state_root: str, container_id: str) -> str:
     return os.path.join(cachedir.cache_root(), CONTAINERS_DIR, name)
 
 
-def build_rootfs(source: str, dest: str, auto: AutoDevices) -> ImageInfo:
-    """The container's copy of the cached image of SOURCE (the bundle rootfs) at DEST."""
+def build_rootfs(
+    source: str, dest: str, auto: AutoDevices, engine_files: Sequence[EngineFile] = ()
+) -> ImageInfo:
+    """The container's copy of the cached image of SOURCE (the bundle rootfs) at DEST, with
+    the files the engine manages written in (runnc_py.oci.mounts)."""
     from runnc_py import cachedir
     from runnc_py.rootfs import container_image
 
@@ -174,7 +178,12 @@ def build_rootfs(source: str, dest: str, auto: AutoDevices) -> ImageInfo:
             "directory of container images must be ours and not group/other-writable",
             where=directory,
         )
-    return container_image(source, dest, size=auto.rootfs_size, headroom=auto.rootfs_headroom)
+    info = container_image(source, dest, size=auto.rootfs_size, headroom=auto.rootfs_headroom)
+    if engine_files:
+        from runnc_py.oci.mounts import write_engine_files
+
+        write_engine_files(dest, engine_files, source)
+    return info
 
 
 def remove_rootfs_copy(path: str, creator: int) -> None:

@@ -236,6 +236,7 @@ def create(
     from runnc_py.oci.hooks import run_hooks
     from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
     from runnc_py.oci.log import _timestamp
+    from runnc_py.oci.mounts import plan_mounts
     from runnc_py.oci.namespaces import plan_namespaces
     from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
     from runnc_py.oci.spec import load_spec
@@ -258,6 +259,8 @@ def create(
 
             exec_delegate(g.delegate, g.argv, store.delegate_root())
         raise
+    # A bind mount the guest cannot see is refused here; the engine's files go in its image.
+    engine_files = plan_mounts(spec.raw.get("mounts") or (), spec.annotations)
     request = plan.request()
     auto = autodev.plan_auto_devices(
         spec.annotations, load_unikernel_cached(plan.unikernel).manifest, request
@@ -305,7 +308,7 @@ def create(
         store.save(state)
         with Lock(directory) as lock:
             if rootfs_image is not None:
-                info = autodev.build_rootfs(spec.root_path, rootfs_image, auto)
+                info = autodev.build_rootfs(spec.root_path, rootfs_image, auto, engine_files)
                 g.log.debug_(
                     f"{container_id}: rootfs {info.path} ({'built' if info.built else 'cached'}, "
                     f"{info.copy_method}, {info.seconds * 1000:.0f} ms)"

@@ -51,6 +51,7 @@ FIXED_KEYS = (
     "rootfs.device",
     "rootfs.size",
     "rootfs.headroom",
+    "mounts",  # read by oci/mounts.py
 )
 DEVICE_KEYS = ("net.", "net-mac.", "block.", "block-sector-size.")
 
