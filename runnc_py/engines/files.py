@@ -1,0 +1,150 @@
+"""The effectful shell of `install`/`uninstall`: read a configuration file, back it up once,
+write it atomically, show the change as a unified diff.
+
+Record of what install changed, next to each file it touched:
+* `FILE.runnc-py.bak`: FILE's bytes before the first install changed it (kept until uninstall);
+* `FILE.runnc-py.created`: an empty marker, FILE did not exist before install made it.
+`uninstall` uses them to remove exactly what install added: when FILE is still byte for byte
+what install made of the backup, the backup's bytes come back (an install/uninstall round trip
+leaves the file byte-identical); otherwise (someone edited FILE since) only our entries go,
+structurally, and every other change stays.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+
+from runnc_py.engines import EngineConfig, Registration
+from runnc_py.errors import RunncError
+
+BACKUP_SUFFIX = ".runnc-py.bak"
+CREATED_SUFFIX = ".runnc-py.created"
+NEW_FILE_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class Change:
+    """What install/uninstall does to one file. `new` None: delete the file."""
+
+    engine: str
+    path: str
+    old: str | None
+    new: str | None
+    backup: bool = False  # install: save `old` as the backup / the created marker
+    forget: bool = False  # uninstall: drop the backup and marker afterwards
+
+    @property
+    def changes(self) -> bool:
+        return self.old != self.new
+
+    def diff(self) -> str:
+        lines = difflib.unified_diff(
+            (self.old or "").splitlines(keepends=True),
+            (self.new or "").splitlines(keepends=True),
+            fromfile=self.path if self.old is not None else "/dev/null",
+            tofile=self.path if self.new is not None else "/dev/null",
+        )
+        text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        return text
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise RunncError(f"cannot read: {reason}", where=path) from None
+
+
+# ---------------------------------------------------------------------------- plans (read only)
+
+
+def plan_install(config: EngineConfig, path: str, reg: Registration) -> Change:
+    config = config.at(path)
+    old = read_text(path)
+    new = config.add(old, reg)
+    first = not (os.path.exists(path + BACKUP_SUFFIX) or os.path.exists(path + CREATED_SUFFIX))
+    return Change(config.engine, path, old, new, backup=first and new != old)
+
+
+def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change:
+    config = config.at(path)
+    current = read_text(path)
+    backup = read_text(path + BACKUP_SUFFIX)
+    created = os.path.exists(path + CREATED_SUFFIX)
+    recorded = backup is not None or created
+    if current is None:
+        return Change(config.engine, path, None, None, forget=recorded)
+    if backup is not None and config.add(backup, reg) == current:
+        new: str | None = backup  # untouched since install: the exact old bytes
+    else:
+        new = config.remove(
+            current, backup if backup is not None else ("" if created else None), reg
+        )
+        if created and config.bare(new):
+            new = None
+    return Change(config.engine, path, current, new, forget=recorded)
+
+
+# ---------------------------------------------------------------------------- effects
+
+
+def apply(change: Change) -> None:
+    """Carry CHANGE out: backup first, then the atomic write (or the removal)."""
+    if change.backup:
+        if change.old is None:
+            _write_atomic(change.path + CREATED_SUFFIX, "", NEW_FILE_MODE)
+        else:
+            _write_atomic(change.path + BACKUP_SUFFIX, change.old, _mode(change.path))
+    if change.changes:
+        if change.new is None:
+            _unlink(change.path)
+        else:
+            _write_atomic(change.path, change.new, _mode(change.path))
+    if change.forget:
+        _unlink(change.path + BACKUP_SUFFIX)
+        _unlink(change.path + CREATED_SUFFIX)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return NEW_FILE_MODE
+
+
+def _write_atomic(path: str, text: str, mode: int) -> None:
+    """Write TEXT to PATH through a temporary file in the same directory and a rename, so a
+    daemon starting meanwhile reads either the old file or the new one, never half of one."""
+    directory = os.path.dirname(path) or "."
+    tmp = None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".runnc-py-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise RunncError(f"cannot write: {exc.strerror}", where=path) from None
+    finally:
+        if tmp is not None:
+            _unlink(tmp)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RunncError(f"cannot remove: {exc.strerror}", where=path) from None
