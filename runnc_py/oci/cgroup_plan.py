@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runnc_py.errors import RunncError
+from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 DEFAULT_PARENT = "/runnc-py"
@@ -49,8 +50,11 @@ CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262144
 CPU_PERIOD_MIN, CPU_PERIOD_MAX = 1000, 1_000_000  # µs, kernel limits for cfs_period_us
 CPU_QUOTA_MIN = 1000  # µs, the kernel refuses a smaller cfs_quota_us
 
-_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-_PAGE_SIZE = re.compile(r"^\d+[KMG]B$")
+# ASCII digits only: `\d` alone would also match any Unicode digit, which int() then takes.
+_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+_PAGE_SIZE = re.compile(r"^[0-9]+[KMG]B$")
+# The kernel's pids.max takes 0..PID_MAX_LIMIT (4194304 on 64-bit); anything above is EINVAL.
+PIDS_MAX = 4_194_304
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +233,11 @@ def parse_resources(resources: Mapping[str, Any] | None, where: str = "linux.res
             )
 
     pids_limit = _int(pids, "limit", f"{where}.pids")
+    if pids_limit is not None and pids_limit > PIDS_MAX:
+        raise RunncError(
+            f"must be at most {PIDS_MAX} (the kernel's PID_MAX_LIMIT), or <= 0 for unlimited",
+            where=f"{where}.pids.limit",
+        )
 
     cpu_where = f"{where}.cpu"
     shares = _int(cpu, "shares", cpu_where) or None
@@ -278,13 +287,15 @@ def _section(resources: Mapping[str, Any], key: str, where: str) -> Mapping[str,
 
 
 def _int(obj: Mapping[str, Any], key: str, where: str) -> int | None:
+    """An int64 (the runtime spec's type for every limit here), None when absent.
+
+    Bounded because the kernel parses these files with a wrapping strtoull: 2**64+5 written to
+    memory.limit_in_bytes would become a 5-byte limit.
+    """
     value = obj.get(key)
     if value is None:
         return None
-    # bool is an int in Python but `true` is not a number in JSON.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RunncError(f"must be an integer, got {value!r}", where=f"{where}.{key}")
-    return value
+    return json_int(value, where=f"{where}.{key}", low=INT64_MIN, high=INT64_MAX)
 
 
 def _limit_or_unlimited(obj: Mapping[str, Any], key: str, where: str) -> int | None:

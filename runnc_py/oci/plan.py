@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from runnc_py.errors import RunncError
 from runnc_py.oci.spec import Spec
+from runnc_py.strictnum import decimal
 
 if TYPE_CHECKING:
     from runnc_py.monitor.launch import LaunchRequest
@@ -35,6 +36,12 @@ MIB = 1 << 20
 # generously so the cgroup's OOM killer never fires on a guest that stays inside its RAM.
 HOST_OVERHEAD = 8 * MIB
 MIN_GUEST_MB = 2
+# The largest guest an spt launcher can map: guest memory starts at 64 KiB of the host process
+# and must stay below where the kernel puts the process's own mappings (PIE binaries at
+# ~85 TiB in x86-64's 128 TiB user space). Checked at `create`, so a typo never reaches
+# `start` (whose C side takes a uint64 and would overflow beyond 2**44 MiB).
+MAX_GUEST_MB = 64 << 20  # 64 TiB
+MAX_SECTOR_SIZE = 1 << 20
 MAX_SYMLINKS = 40  # as the kernel's path walk
 CMDLINE_MODES = ("args", "env")
 # Annotation keys: fixed ones, and prefixes followed by a device name.
@@ -194,21 +201,22 @@ def is_unikernel(path: str) -> bool:
 def guest_mem_mb(annotation: str | None, limit: int | None) -> int | None:
     """The guest's memory in MiB (None: the monitor's default). See the module docstring."""
     if annotation is not None:
-        try:
-            mb = int(annotation, 10)
-        except ValueError:
-            raise RunncError(
-                f"must be a whole number of MiB, got {annotation!r}",
-                where=f"annotation {PREFIX}mem",
-            ) from None
-        if mb < MIN_GUEST_MB:
-            raise RunncError(
-                f"must be at least {MIN_GUEST_MB} MiB, got {mb}", where=f"annotation {PREFIX}mem"
-            )
-        return mb
+        return decimal(
+            annotation,
+            where=f"annotation {PREFIX}mem",
+            low=MIN_GUEST_MB,
+            high=MAX_GUEST_MB,
+            unit="MiB",
+        )
     if limit is None:
         return None
     mb = (limit - HOST_OVERHEAD) // MIB
+    if mb > MAX_GUEST_MB:
+        raise RunncError(
+            f"{limit} bytes would give the guest more than the {MAX_GUEST_MB} MiB an spt "
+            f"guest can map; set {PREFIX}mem (MiB) for the guest",
+            where="config.json: linux.resources.memory.limit",
+        )
     if mb < MIN_GUEST_MB:
         raise RunncError(
             f"{limit} bytes leaves {max(mb, 0)} MiB for the guest after {HOST_OVERHEAD // MIB} MiB "
@@ -318,13 +326,13 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
     }
     sector_sizes: dict[str, int] = {}
     for name, text in _devices(notes, "block-sector-size.").items():
-        try:
-            sector_sizes[name] = int(text, 10)
-        except ValueError:
-            raise RunncError(
-                f"must be a number, got {text!r}",
-                where=f"annotation {PREFIX}block-sector-size.{name}",
-            ) from None
+        sector_sizes[name] = decimal(
+            text,
+            where=f"annotation {PREFIX}block-sector-size.{name}",
+            low=1,
+            high=MAX_SECTOR_SIZE,
+            unit="bytes",
+        )
     return UnikernelPlan(
         unikernel=host,
         args=guest_args(args, spec.env, notes.get(PREFIX + "cmdline", "args")),

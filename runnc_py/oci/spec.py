@@ -14,6 +14,7 @@ from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.oci import fastjson
+from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
 
 HOOK_KINDS = (
     "prestart",
@@ -24,6 +25,17 @@ HOOK_KINDS = (
     "poststop",
 )
 SUPPORTED_MAJOR = "1"
+# Bounds on what a bundle may hand us. config.json is read whole, parsed, and its annotations
+# are copied into state.json (read by every `state`/`kill` poll), so each is capped before it
+# costs anything. Real configs are a few KiB (Docker's, with its seccomp profile, ~25 KiB) and
+# nest about 6 levels deep.
+MAX_CONFIG_BYTES = 4 << 20
+MAX_JSON_DEPTH = 64
+# Kubernetes' own cap on a pod's annotations (TotalAnnotationSizeLimitB), so whatever a
+# kubelet accepts we accept; the count cap keeps state.json small even for tiny entries.
+MAX_ANNOTATION_BYTES = 256 << 10
+MAX_ANNOTATIONS = 4096
+MAX_HOOK_TIMEOUT = (1 << 31) - 1  # seconds; poll(2) and friends take a C int
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ class Spec:
         limit = memory.get("limit")
         if limit is None or limit < 0:
             return None
-        return int(limit)
+        return int(limit)  # an int64: parse_spec checked it
 
 
 def _where(path: str) -> str:
@@ -122,9 +134,7 @@ def _hooks(value: Any) -> dict[str, tuple[Hook, ...]]:
             env = _strings(item["env"], f"{where}.env") if "env" in item else None
             timeout = item.get("timeout")
             if timeout is not None:
-                _expect(timeout, int, f"{where}.timeout", "an integer")
-                if timeout <= 0:
-                    raise RunncError("must be greater than zero", where=_where(f"{where}.timeout"))
+                json_int(timeout, where=_where(f"{where}.timeout"), low=1, high=MAX_HOOK_TIMEOUT)
             hooks.append(Hook(path=hook_path, args=args, env=env, timeout=timeout))
         out[kind] = tuple(hooks)
     return out
@@ -152,9 +162,46 @@ def _namespaces(value: Any) -> tuple[Namespace, ...]:
     return tuple(out)
 
 
+def _check_annotations(annotations: Mapping[Any, Any]) -> None:
+    if len(annotations) > MAX_ANNOTATIONS:
+        raise RunncError(
+            f"{len(annotations)} annotations, at most {MAX_ANNOTATIONS} are accepted",
+            where=_where("annotations"),
+        )
+    total = 0
+    for key, value in annotations.items():
+        shown = key if len(key) <= 64 else key[:61] + "..."
+        _expect(value, str, f"annotations[{shown!r}]", "a string")
+        total += len(key.encode("utf-8", "surrogatepass")) + len(
+            value.encode("utf-8", "surrogatepass")
+        )
+    if total > MAX_ANNOTATION_BYTES:
+        raise RunncError(
+            f"annotations hold {total} bytes, at most {MAX_ANNOTATION_BYTES} are accepted",
+            where=_where("annotations"),
+        )
+
+
+def check_depth(data: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than LIMIT levels. Iterative: the depth is what is untrusted."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            raise RunncError(f"nested deeper than {limit} levels", where=_where("(top level)"))
+        stack.extend((child, depth + 1) for child in children)
+
+
 def parse_spec(data: Any, bundle: str) -> Spec:
     """Validate the decoded config.json DATA of the bundle directory BUNDLE."""
     _expect(data, dict, "(top level)", "an object")
+    check_depth(data)
     version = _expect(data.get("ociVersion"), str, "ociVersion", "a string")
     if version.split(".", 1)[0] != SUPPORTED_MAJOR:
         raise RunncError(
@@ -180,8 +227,7 @@ def parse_spec(data: Any, bundle: str) -> Spec:
 
     annotations = data.get("annotations") or {}
     _expect(annotations, dict, "annotations", "an object")
-    for key, value in annotations.items():
-        _expect(value, str, f"annotations[{key!r}]", "a string")
+    _check_annotations(annotations)
 
     hostname = data.get("hostname")
     if hostname is not None:
@@ -195,7 +241,15 @@ def parse_spec(data: Any, bundle: str) -> Spec:
     if memory is not None:
         _expect(memory, dict, "linux.resources.memory", "an object")
         if memory.get("limit") is not None:
-            _expect(memory["limit"], int, "linux.resources.memory.limit", "an integer")
+            # The spec's type is int64; a larger number would wrap in the kernel's parser
+            # (2**64+5 becomes a 5-byte limit and the init is OOM-killed).
+            json_int(
+                memory["limit"],
+                where=_where("linux.resources.memory.limit"),
+                low=INT64_MIN,
+                high=INT64_MAX,
+                unit="bytes",
+            )
     cgroups_path = linux.get("cgroupsPath")
     if cgroups_path is not None:
         _expect(cgroups_path, str, "linux.cgroupsPath", "a string")
@@ -222,13 +276,18 @@ def load_spec(bundle: str) -> Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            text = f.read()
+            text = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise RunncError("no config.json in the bundle", where=bundle) from None
     except OSError as exc:
         raise RunncError(f"cannot read: {exc.strerror}", where=path) from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise RunncError(f"larger than {MAX_CONFIG_BYTES} bytes", where=path)
     try:
         data = fastjson.loads(text)
     except ValueError as exc:
         raise RunncError(f"not valid JSON: {exc}", where=path) from None
+    except RecursionError:
+        # The C scanner stops at the interpreter's recursion limit (~1000 levels).
+        raise RunncError(f"nested deeper than {MAX_JSON_DEPTH} levels", where=path) from None
     return parse_spec(data, bundle)

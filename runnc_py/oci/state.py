@@ -37,21 +37,33 @@ DELEGATE_DIR = ".delegate"  # containers handed to the --delegate runtime live u
 MARKER = "runncPy"  # key in our state.json; its absence means another runtime's directory
 FORMAT_VERSION = 1
 ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
-MAX_ID_LEN = 1024
+MAX_ID_LEN = 255  # NAME_MAX: the ID is one directory name (bytes = chars: IDs are ASCII)
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def check_id(container_id: str) -> str:
-    """runc's rule for IDs (`^[\\w+.-]+$`, not `.`/`..`): they become directory names."""
+    """runc's rule for IDs (`^[\\w+.-]+$`, not `.`/`..`): they become directory names.
+
+    Also refused: longer than NAME_MAX (mkdir would fail half-way through `create`), and
+    DELEGATE_DIR, the directory where containers handed to --delegate live.
+    """
     if (
-        not container_id
+        not isinstance(container_id, str)
+        or not container_id
         or len(container_id) > MAX_ID_LEN
         or container_id in (".", "..")
         or not ID_CHARS.issuperset(container_id)
     ):
+        shown = container_id[:61] + "..." if len(str(container_id)) > 64 else container_id
         raise RunncError(
-            f"invalid container ID {container_id!r} (letters, digits, _ + - . only)", where="ID"
+            f"invalid container ID {shown!r} (1 to {MAX_ID_LEN} of letters, digits, _ + - .)",
+            where="ID",
+        )
+    if container_id == DELEGATE_DIR:
+        raise RunncError(
+            f"invalid container ID {container_id!r}: reserved for delegated containers",
+            where="ID",
         )
     return container_id
 

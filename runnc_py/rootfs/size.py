@@ -27,20 +27,26 @@ HEADROOM_ANNOTATION = "org.runnc-py.rootfs.headroom"
 MIN_HEADROOM = 128 * MiB
 MIN_SPARE_INODES = 1024
 _UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.I)
+# ASCII digits, no sign, no spaces (the strictnum rule), an optional fraction and unit.
+_SIZE_RE = re.compile(r"^([0-9]{1,20}(?:\.[0-9]{1,9})?)([kmgt]?)(?:i?b)?$", re.I | re.A)
+# The largest image we make: ext4's largest file with 4 KiB blocks on the host (16 TiB), which
+# is also where a sparse image file on an ext4 host stops growing.
+MAX_IMAGE_SIZE = 16 << 40
 
 
 def parse_size(text: str | int, *, where: str) -> int:
     """`"512M"`, `"1.5GiB"`, `"4096"`, `"64k"` → bytes (binary units; a bare number is bytes)."""
-    if isinstance(text, int):
+    if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
-        match = _SIZE_RE.match(text)
+        match = _SIZE_RE.match(text) if isinstance(text, str) else None
         if match is None:
             raise RunncError(f"invalid size {text!r} (use e.g. 512M, 2G, 1.5GiB)", where=where)
         value = math.ceil(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if value <= 0:
         raise RunncError(f"size must be positive, got {text!r}", where=where)
+    if value > MAX_IMAGE_SIZE:
+        raise RunncError(f"size {text!r} is larger than {human(MAX_IMAGE_SIZE)}", where=where)
     return value
 
 
