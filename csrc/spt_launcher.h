@@ -58,6 +58,9 @@ int runnc_spt_make_fds(int *epollfd, int *timerfd);
 /* Boot the guest in this process. Returns only on failure: -1 with a one-line reason in err.
  * Failures after host memory is shed cannot be reported and exit the process with status 1. */
 int runnc_spt_boot(const struct runnc_spt_plan *plan, char *err, size_t errlen);
+/* csrc/common/host.h, exported to Python for race-free rootfs paths (runnc_py/oci/rootpath.py). */
+int runnc_openat2(int dirfd, const char *path, unsigned long long flags,
+                  unsigned long long resolve);
 /* CFFI-END */
 
 #endif

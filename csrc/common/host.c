@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -70,4 +71,26 @@ void runnc_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
     stack_t ss = {.ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/* struct open_how of <linux/openat2.h>, spelled out: older headers lack it. */
+struct runnc_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+int runnc_openat2(int dirfd, const char *path, unsigned long long flags,
+                  unsigned long long resolve)
+{
+    struct runnc_open_how how = {.flags = flags, .mode = 0, .resolve = resolve};
+    for (int attempt = 0;; attempt++) {
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR) || attempt >= 64)
+            return (int)fd;
+    }
 }

@@ -25,4 +25,10 @@ void runnc_close_fds_except(int *keep, size_t nkeep);
  * Python ignores SIGPIPE. */
 void runnc_reset_signals(void);
 
+/* openat2(DIRFD, PATH, {FLAGS, 0, RESOLVE}): Python has no wrapper. Retries the EAGAIN that
+ * RESOLVE_IN_ROOT returns when a rename raced the walk. Returns the fd, or -1 with errno set
+ * (ENOSYS before Linux 5.6). */
+int runnc_openat2(int dirfd, const char *path, unsigned long long flags,
+                  unsigned long long resolve);
+
 #endif

@@ -110,15 +110,21 @@ def _mtu(ifname: str) -> int:
     return int(struct.unpack_from("16si", ifr)[1])
 
 
-def open_block(name: str, path: str, block_size: int = DEFAULT_BLOCK_SIZE) -> OpenBlock:
-    """Attach manifest device NAME to the image file PATH, read-write."""
+def open_block(
+    name: str, path: str, block_size: int = DEFAULT_BLOCK_SIZE, *, fd: int | None = None
+) -> OpenBlock:
+    """Attach manifest device NAME to the image file PATH, read-write.
+
+    FD: the image, already open read-write (a path inside a rootfs is opened once, by
+    oci/rootpath.py); the device gets its own duplicate and PATH only names it in messages.
+    """
     where = f"--block:{name}"
     if block_size < 512 or block_size & (block_size - 1) or block_size > 65536:
         raise RunncError(
             f"sector size {block_size} must be a power of two from 512 to 65536", where=where
         )
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC) if fd is None else os.dup(fd)
     except OSError as exc:
         raise RunncError(f"cannot open {path}: {exc.strerror}", where=where) from exc
     try:

@@ -107,10 +107,9 @@ def check_image(image: UnikernelImage) -> None:
 
 def check_hvt(req: LaunchRequest) -> UnikernelImage:
     """Validate REQ for the hvt monitor without opening devices; returns the image."""
-    from runnc_py.monitor.launch import check_devices, guest_cmdline
-    from runnc_py.unikernel.cache import load_unikernel_cached
+    from runnc_py.monitor.launch import check_devices, guest_cmdline, load_image
 
-    image = load_unikernel_cached(req.unikernel)
+    image = load_image(req)
     check_image(image)
     hvt_memory_size(image, req.mem_mb)
     guest_cmdline(req.args)
@@ -180,7 +179,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
     devices = open_devices(req)
     opened: list[int] = []
     try:
-        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        elf_fd = os.open(req.unikernel_source(), os.O_RDONLY | os.O_CLOEXEC)
         opened.append(elf_fd)
         fds = _hvt.ffi.new("int[2]")
         if _hvt.lib.runnc_hvt_make_fds(fds, fds + 1) != 0:

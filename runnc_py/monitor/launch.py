@@ -48,6 +48,16 @@ class LaunchRequest:
     policy: str | None = None
     monitor: str = "auto"
     x_exec_heap: bool = False
+    # Files already open (the OCI path opens rootfs paths once, oci/rootpath.py): then the
+    # paths above only name them in messages and are never opened again.
+    unikernel_fd: int | None = None
+    block_fds: Mapping[str, int] = field(default_factory=dict)
+
+    def unikernel_source(self) -> str:
+        """What to open to read the unikernel: its open fd when there is one."""
+        if self.unikernel_fd is None:
+            return self.unikernel
+        return f"/proc/self/fd/{self.unikernel_fd}"
 
 
 @dataclass
@@ -173,10 +183,21 @@ def check_devices(image: UnikernelImage, req: LaunchRequest) -> None:
         )
 
 
+def load_image(req: LaunchRequest) -> UnikernelImage:
+    """The validated unikernel REQ names, read from its fd when it has one."""
+    source = req.unikernel_source()
+    image = load_unikernel_cached(source)
+    if source != req.unikernel:
+        from dataclasses import replace
+
+        image = replace(image, path=req.unikernel)  # messages name the file, not the fd
+    return image
+
+
 def check(req: LaunchRequest) -> UnikernelImage:
     """Validate the request without opening devices; returns the validated image."""
 
-    image = load_unikernel_cached(req.unikernel)
+    image = load_image(req)
     if select_monitor(req.monitor, image) == "hvt":
         from runnc_py.monitor.hvt import hvt_memory_size
 
@@ -245,7 +266,9 @@ def open_devices(req: LaunchRequest) -> GuestDevices:
                 devices.owned.append(net.fd)
             devices.nets.append(net)
         for name, path in req.blocks.items():
-            block = open_block(name, path, req.block_sector_sizes.get(name, 512))
+            block = open_block(
+                name, path, req.block_sector_sizes.get(name, 512), fd=req.block_fds.get(name)
+            )
             devices.owned.append(block.fd)
             devices.blocks.append(block)
     except BaseException:
@@ -272,7 +295,7 @@ def prepare(req: LaunchRequest) -> Prepared:
     devices = open_devices(req)
     opened: list[int] = []
     try:
-        elf_fd = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
+        elf_fd = os.open(req.unikernel_source(), os.O_RDONLY | os.O_CLOEXEC)
         opened.append(elf_fd)
         fds = _launcher.ffi.new("int[2]")
         if _launcher.lib.runnc_spt_make_fds(fds, fds + 1) != 0:

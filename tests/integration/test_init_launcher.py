@@ -1,0 +1,93 @@
+"""The container's init and the launcher against a hostile bundle and a hostile caller.
+
+Through the real CLI, like tests/integration/test_lifecycle.py (whose Runtime and fixtures
+these tests share): rootfs paths opened once (a symlink swapped in by a hook changes nothing),
+only `--preserve-fds` fds reach the guest, `exec` guests hold no capabilities, and a created
+container waits for `start` with the interpreter already gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.integration import test_lifecycle
+from tests.integration.test_lifecycle import Runtime, wait_exit
+
+pytestmark = pytest.mark.root
+
+# test_lifecycle's fixtures: a Runtime that cleans up after itself, and the subreaper that
+# makes each container's init our child.
+rt = test_lifecycle.rt
+subreaper = test_lifecycle.subreaper
+
+MIB = 1 << 20
+
+
+# ---------------------------------------------------------------------------- rootfs paths
+
+
+def test_block_path_swapped_for_a_symlink_after_create_checked_it(rt: Runtime) -> None:
+    """A createRuntime hook replaces rootfs/data by a symlink to a host directory between the
+    check and the init's open: the guest still writes the rootfs's image, never the host's."""
+    host_dir = rt.tmp / "host-secrets"
+    host_dir.mkdir()
+    host_disk = host_dir / "disk.img"
+    host_disk.write_bytes(bytes(MIB))
+    cid = rt.new_id("swap")
+    bundle = rt.bundle(
+        "blk.spt",
+        annotations={"org.runnc-py.block.storage": "/data/disk.img"},
+    )
+    rootfs = bundle / "rootfs"
+    (rootfs / "data").mkdir()
+    (rootfs / "data" / "disk.img").write_bytes(bytes(MIB))
+    swap = f"mv {rootfs}/data {rootfs}/data.real && ln -s {host_dir} {rootfs}/data"
+    config = json.loads((bundle / "config.json").read_text())
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", swap]}]}
+    (bundle / "config.json").write_text(json.dumps(config))
+
+    pid, out = rt.created(cid, bundle)
+    assert (rootfs / "data").is_symlink()  # the hook did swap it
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0, out.read_text()
+    assert "blk: ok" in out.read_text()
+    assert host_disk.read_bytes() == bytes(MIB), "the guest wrote into the host's file"
+    assert (rootfs / "data.real" / "disk.img").read_bytes() != bytes(MIB)
+    assert rt("delete", cid).returncode == 0
+
+
+def test_unikernel_path_swapped_for_a_symlink_after_create_checked_it(rt: Runtime) -> None:
+    """Same for process.args[0]: the init boots the file create checked."""
+    host_dir = rt.tmp / "host-bin"
+    host_dir.mkdir()
+    (host_dir / "hello.spt").write_bytes((rt.guests / "fault.spt").read_bytes())
+    cid = rt.new_id("swapk")
+    bundle = rt.bundle("hello.spt", ("x",), name=f"bundle-{cid}")
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir()
+    (rootfs / "hello.spt").rename(rootfs / "bin" / "hello.spt")
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["/bin/hello.spt", "x"]
+    swap = f"mv {rootfs}/bin {rootfs}/bin.real && ln -s {host_dir} {rootfs}/bin"
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", swap]}]}
+    (bundle / "config.json").write_text(json.dumps(config))
+
+    pid, out = rt.created(cid, bundle)
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0, out.read_text()
+    assert "Hello, World" in out.read_text()
+    assert rt("delete", cid).returncode == 0
+
+
+def test_block_image_must_be_a_regular_file_inside_the_rootfs(rt: Runtime) -> None:
+    cid = rt.new_id("devnode")
+    bundle = rt.bundle("blk.spt", annotations={"org.runnc-py.block.storage": "/dev/null"})
+    (bundle / "rootfs" / "dev").mkdir()
+    os.mknod(bundle / "rootfs" / "dev" / "null", 0o666 | 0o020000, os.makedev(1, 3))
+    done, out = rt.create(cid, bundle)
+    assert done.returncode != 0
+    assert "is not a regular file" in out.read_text()
+    assert not (rt.root / cid).exists()
