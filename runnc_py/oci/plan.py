@@ -14,6 +14,7 @@ Rules (documented for users in docs/oci.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
@@ -80,6 +81,17 @@ class UnikernelPlan:
     block_sector_sizes: Mapping[str, int] = field(default_factory=dict)
     monitor: str = "auto"
     exec_heap: bool = False
+    # Open fds of the files above, from plan_from_spec (see oci/rootpath.py): None/absent for
+    # plans built by hand, which then name host paths the caller trusts.
+    unikernel_fd: int | None = None
+    block_fds: Mapping[str, int] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close the fds the plan holds (the init keeps its own copies across fork)."""
+        for fd in (self.unikernel_fd, *self.block_fds.values()):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def request(self) -> LaunchRequest:
         from runnc_py.monitor.launch import LaunchRequest
@@ -94,6 +106,8 @@ class UnikernelPlan:
             block_sector_sizes=dict(self.block_sector_sizes),
             monitor=self.monitor,
             x_exec_heap=self.exec_heap,
+            unikernel_fd=self.unikernel_fd,
+            block_fds=dict(self.block_fds),
         )
 
 
@@ -282,65 +296,101 @@ def _flag(value: str | None, key: str) -> bool:
 
 
 def plan_from_spec(spec: Spec) -> UnikernelPlan:
-    """The launch plan for SPEC; raises NotAUnikernel when its program is no unikernel."""
+    """The launch plan for SPEC; raises NotAUnikernel when its program is no unikernel.
+
+    The unikernel and the block images are opened here, once (oci/rootpath.py): the plan
+    holds their fds, the init inherits them, nothing opens those paths again. The caller
+    closes them (`UnikernelPlan.close`); on failure nothing stays open.
+    """
+    from runnc_py.oci.rootpath import open_root
+
     notes = spec.annotations
     _check_keys(notes)
     root = spec.root_path
     if not os.path.isdir(root):
         raise RunncError(f"rootfs {root} is not a directory", where="config.json: root.path")
     cwd = spec.process.get("cwd") or "/"
-    named = notes.get(PREFIX + "unikernel")
+    root_fd = open_root(root, where="config.json: root.path")
+    opened: list[int] = []
+    try:
+        host, unikernel_fd, args = _open_unikernel(spec, root_fd, cwd)
+        opened.append(unikernel_fd)
+        blocks: dict[str, str] = {}
+        block_fds: dict[str, int] = {}
+        for name, path in _devices(notes, "block.").items():
+            fd = _open_in_rootfs(
+                root_fd, cwd, path, os.O_RDWR, where=f"annotation {PREFIX}block.{name}"
+            )
+            opened.append(fd)
+            blocks[name], block_fds[name] = _host_path(fd), fd
+        sector_sizes: dict[str, int] = {}
+        for name, text in _devices(notes, "block-sector-size.").items():
+            sector_sizes[name] = decimal(
+                text,
+                where=f"annotation {PREFIX}block-sector-size.{name}",
+                low=1,
+                high=MAX_SECTOR_SIZE,
+                unit="bytes",
+            )
+        return UnikernelPlan(
+            unikernel=host,
+            args=guest_args(args, spec.env, notes.get(PREFIX + "cmdline", "args")),
+            mem_mb=guest_mem_mb(notes.get(PREFIX + "mem"), spec.memory_limit),
+            nets=_devices(notes, "net."),
+            net_macs=_devices(notes, "net-mac."),
+            blocks=blocks,
+            block_sector_sizes=sector_sizes,
+            monitor=notes.get(PREFIX + "monitor", "auto"),
+            exec_heap=_flag(notes.get(PREFIX + "exec-heap"), "exec-heap"),
+            unikernel_fd=unikernel_fd,
+            block_fds=block_fds,
+        )
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        raise
+    finally:
+        os.close(root_fd)
+
+
+def _open_in_rootfs(root_fd: int, cwd: str, path: str, flags: int, *, where: str) -> int:
+    from runnc_py.oci.rootpath import open_regular_file
+
+    full = path if path.startswith("/") else f"{cwd}/{path}"
+    return open_regular_file(root_fd, full, flags, where=where)
+
+
+def _host_path(fd: int) -> str:
+    from runnc_py.oci.rootpath import host_path
+
+    return host_path(fd)
+
+
+def _open_unikernel(spec: Spec, root_fd: int, cwd: str) -> tuple[str, int, tuple[str, ...]]:
+    """(host path for messages, fd open for reading, guest arguments) of the unikernel."""
+    named = spec.annotations.get(PREFIX + "unikernel")
     if named is not None:
         where = f"annotation {PREFIX}unikernel"
-        host = _in_rootfs(root, cwd, named, where=where)
+        fd = _open_in_rootfs(root_fd, cwd, named, os.O_RDONLY, where=where)
         # `args[0]` repeating the unikernel is the program name, not a guest argument.
         same = spec.args[0] in (named, os.path.basename(named))
-        args = spec.args[1:] if same else spec.args
-    else:
-        where = "config.json: process.args[0]"
-        first = spec.args[0]
-        try:
-            host = _in_rootfs(root, cwd, first, where=where)
-        except RunncError as exc:
-            if first.endswith(UNIKERNEL_SUFFIXES):
-                raise
-            raise NotAUnikernel(
-                f"{first!r} is not a unikernel ({exc.message})", where=where
-            ) from None
-        args = spec.args[1:]
+        return _host_path(fd), fd, spec.args[1:] if same else spec.args
+    where = "config.json: process.args[0]"
+    first = spec.args[0]
     try:
-        mode = os.stat(host).st_mode
-    except OSError as exc:
-        raise RunncError(f"cannot stat {host}: {exc.strerror}", where=where) from None
-    if not stat.S_ISREG(mode):
-        raise RunncError(f"{host} is not a regular file", where=where)
-    if named is None and not is_unikernel(host):
+        fd = _open_in_rootfs(root_fd, cwd, first, os.O_RDONLY, where=where)
+    except RunncError as exc:
+        if first.endswith(UNIKERNEL_SUFFIXES):
+            raise
+        raise NotAUnikernel(f"{first!r} is not a unikernel ({exc.message})", where=where) from None
+    host = _host_path(fd)
+    # The suffix of the name or of the file it resolved to, else the ELF note read from the fd.
+    if not (
+        host.endswith(UNIKERNEL_SUFFIXES) or has_solo5_abi_note(f"/proc/self/fd/{fd}")
+    ):
+        os.close(fd)
         raise NotAUnikernel(
-            f"{spec.args[0]!r} is not a unikernel (no .spt/.hvt/.nabla suffix, no Solo5 ABI note)",
+            f"{first!r} is not a unikernel (no .spt/.hvt/.nabla suffix, no Solo5 ABI note)",
             where=where,
         )
-
-    blocks = {
-        name: _in_rootfs(root, cwd, path, where=f"annotation {PREFIX}block.{name}")
-        for name, path in _devices(notes, "block.").items()
-    }
-    sector_sizes: dict[str, int] = {}
-    for name, text in _devices(notes, "block-sector-size.").items():
-        sector_sizes[name] = decimal(
-            text,
-            where=f"annotation {PREFIX}block-sector-size.{name}",
-            low=1,
-            high=MAX_SECTOR_SIZE,
-            unit="bytes",
-        )
-    return UnikernelPlan(
-        unikernel=host,
-        args=guest_args(args, spec.env, notes.get(PREFIX + "cmdline", "args")),
-        mem_mb=guest_mem_mb(notes.get(PREFIX + "mem"), spec.memory_limit),
-        nets=_devices(notes, "net."),
-        net_macs=_devices(notes, "net-mac."),
-        blocks=blocks,
-        block_sector_sizes=sector_sizes,
-        monitor=notes.get(PREFIX + "monitor", "auto"),
-        exec_heap=_flag(notes.get(PREFIX + "exec-heap"), "exec-heap"),
-    )
+    return host, fd, spec.args[1:]
