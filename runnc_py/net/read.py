@@ -12,17 +12,11 @@ guest gets anyway) and main-table routes that the kernel did not derive from an 
 
 from __future__ import annotations
 
-import socket
-import struct
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from pyroute2.netlink.rtnl import RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
 from runnc_py.errors import RunncError
+from runnc_py.net import nlmsg
 from runnc_py.net.facts import (
     Address,
     DnsFacts,
@@ -32,15 +26,21 @@ from runnc_py.net.facts import (
     parse_resolv_conf,
 )
 from runnc_py.net.netns import run_in_netns
+from runnc_py.net.nlmsg import (
+    ARPHRD_ETHER,
+    IFF_LOOPBACK,
+    IFINFO,
+    RT_TABLE_MAIN,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETROUTE,
+    RTN_UNICAST,
+    RTNH_F_ONLINK,
+    RTPROT_KERNEL,
+)
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import AddressRecord
 
-ARPHRD_ETHER = 1
-IFF_LOOPBACK = 0x8
-RT_TABLE_MAIN = 254
-RTN_UNICAST = 1
-RTPROT_KERNEL = 2
-RTNH_F_ONLINK = 0x4
 RT_SCOPE_UNIVERSE = 0
 
 
@@ -109,34 +109,24 @@ def build_facts(
     return NetworkFacts(interfaces=tuple(sorted(interfaces, key=rank)), dns=dns)
 
 
-def _ethernet_not_loopback(data: bytes, offset: int) -> bool:
-    # struct ifinfomsg after the 16-byte header: family u8, pad u8, type u16, index i32, flags u32
-    ifi_type, _index, flags = struct.unpack_from("=HiI", data, offset + 18)
+def _ethernet_not_loopback(body: bytes) -> bool:
+    _family, ifi_type, _index, flags, _change = IFINFO.unpack_from(body)
     return bool(ifi_type == ARPHRD_ETHER and not flags & IFF_LOOPBACK)
-
-
-def _main_table_unicast(data: bytes, offset: int) -> bool:
-    # struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type (all u8)
-    table, proto, _scope, kind = struct.unpack_from("=BBBB", data, offset + 20)
-    return bool(table == RT_TABLE_MAIN and kind == RTN_UNICAST and proto != RTPROT_KERNEL)
 
 
 def dump_links(rtnl: Rtnl) -> list[Link]:
     links = []
-    for msg in rtnl.dump(ifinfmsg(), RTM_GETLINK, keep=_ethernet_not_loopback):
-        if msg["ifi_type"] != ARPHRD_ETHER or msg["flags"] & IFF_LOOPBACK:
+    for body in rtnl.dump(RTM_GETLINK, keep=_ethernet_not_loopback):
+        link = nlmsg.decode_link(body)
+        if link.kind == "tun":
             continue
-        if msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "tun":
-            continue
-        links.append(
-            Link(
-                index=msg["index"],
-                name=msg.get_attr("IFLA_IFNAME"),
-                mac=msg.get_attr("IFLA_ADDRESS"),
-                mtu=msg.get_attr("IFLA_MTU"),
-            )
-        )
+        links.append(Link(index=link.index, name=link.name, mac=link.mac, mtu=link.mtu))
     return links
+
+
+def dump_raw_links(rtnl: Rtnl) -> list[nlmsg.Link]:
+    """Every link of the namespace, decoded (for checking what a record names)."""
+    return [nlmsg.decode_link(body) for body in rtnl.dump(RTM_GETLINK)]
 
 
 def dump_addresses(
@@ -145,28 +135,21 @@ def dump_addresses(
     """Every address (all scopes) of the interfaces `indexes` (default: all), by ifindex, in
     kernel order."""
 
-    def wanted(data: bytes, offset: int) -> bool:
-        # struct ifaddrmsg: family u8, prefixlen u8, flags u8, scope u8, index u32
-        (index,) = struct.unpack_from("=I", data, offset + 20)
-        return indexes is None or index in indexes
+    def wanted(body: bytes) -> bool:
+        return indexes is None or nlmsg.IFADDR.unpack_from(body)[4] in indexes
 
     result: dict[int, list[AddressRecord]] = {}
-    for msg in rtnl.dump(ifaddrmsg(), RTM_GETADDR, keep=wanted):
-        family = msg["family"]
-        if family not in (socket.AF_INET, socket.AF_INET6):
+    for body in rtnl.dump(RTM_GETADDR, keep=wanted):
+        reply = nlmsg.decode_address(body)
+        if reply is None:
             continue
-        # IPv4 puts the interface's own address in IFA_LOCAL (IFA_ADDRESS is the peer's on
-        # point-to-point links); IPv6 only has IFA_ADDRESS.
-        addr = msg.get_attr("IFA_LOCAL") if family == socket.AF_INET else None
-        addr = addr or msg.get_attr("IFA_ADDRESS")
-        flags = msg.get_attr("IFA_FLAGS")
-        result.setdefault(msg["index"], []).append(
+        result.setdefault(reply.index, []).append(
             AddressRecord(
-                address=Address(addr, msg["prefixlen"]),
-                scope=msg["scope"],
-                flags=msg["flags"] if flags is None else flags,
-                broadcast=msg.get_attr("IFA_BROADCAST"),
-                label=msg.get_attr("IFA_LABEL"),
+                address=Address(reply.address, reply.prefixlen),
+                scope=reply.scope,
+                flags=reply.flags,
+                broadcast=reply.broadcast,
+                label=reply.label,
             )
         )
     return result
@@ -177,25 +160,27 @@ def dump_routes(rtnl: Rtnl, names: dict[int, str]) -> dict[int, list[Route]]:
     kernel made from addresses (they come back with the addresses). Multipath routes are not
     one interface's and are left alone."""
     result: dict[int, list[Route]] = {}
-    request = rtmsg()
-    request["family"] = socket.AF_UNSPEC  # both families (pyroute2 defaults to AF_INET)
-    # The main table has id 254, which fits rtm_table: tables above 255 never match here.
-    for msg in rtnl.dump(request, RTM_GETROUTE, keep=_main_table_unicast):
-        oif = msg.get_attr("RTA_OIF")
-        if oif not in names or msg.get_attr("RTA_MULTIPATH") is not None:
+    for body in rtnl.dump(RTM_GETROUTE):
+        reply = nlmsg.decode_route(body)
+        if (
+            reply.table != RT_TABLE_MAIN
+            or reply.type != RTN_UNICAST
+            or reply.proto == RTPROT_KERNEL
+            or reply.oif not in names
+            or reply.multipath
+        ):
             continue
-        family = msg["family"]
-        default = "0.0.0.0" if family == socket.AF_INET else "::"
-        result.setdefault(oif, []).append(
+        default = "0.0.0.0" if reply.family == nlmsg.family_of(4) else "::"
+        result.setdefault(reply.oif, []).append(
             Route(
-                dst=msg.get_attr("RTA_DST") or default,
-                prefixlen=msg["dst_len"],
-                gateway=msg.get_attr("RTA_GATEWAY"),
-                dev=names[oif],
-                metric=msg.get_attr("RTA_PRIORITY"),
-                proto=msg["proto"],
-                scope=msg["scope"],
-                onlink=bool(msg["flags"] & RTNH_F_ONLINK),
+                dst=reply.dst or default,
+                prefixlen=reply.prefixlen,
+                gateway=reply.gateway,
+                dev=names[reply.oif],
+                metric=reply.metric,
+                proto=reply.proto,
+                scope=reply.scope,
+                onlink=bool(reply.flags & RTNH_F_ONLINK),
             )
         )
     return result

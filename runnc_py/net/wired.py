@@ -81,19 +81,26 @@ class AddressRecord:
 
 @dataclass(frozen=True)
 class IfaceUndo:
-    """What was done to one interface. Fields are filled only once the step succeeded, so a
-    partial record (a failure halfway through `wire`) undoes exactly what was done."""
+    """What is done to one interface: a journal of intents. Each field is written (and the
+    record saved) *before* its step runs, so a record cut short by kill -9 at any point names
+    everything that may exist. `unwire` checks each thing is there and ours before undoing it:
+    the tap by ifindex + name + kind tun, the ingress qdisc by its filters redirecting to that
+    tap, and addresses go back onto `iface_index` only."""
 
     iface: str
-    tap: str | None = None  # the tap we created
-    ingress: bool = False  # we added the ingress qdisc on `iface`
+    tap: str | None = None  # the tap we create
+    ingress: bool = False  # we add the ingress qdisc on `iface`
     addresses: tuple[AddressRecord, ...] = ()  # taken off `iface`
     routes: tuple[Route, ...] = ()  # main-table routes through `iface` to put back
+    iface_index: int | None = None  # `iface`'s ifindex: what is restored goes there only
+    tap_index: int | None = None  # the ifindex chosen for `tap` before creating it
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "iface": self.iface,
+            "iface_index": self.iface_index,
             "tap": self.tap,
+            "tap_index": self.tap_index,
             "ingress": self.ingress,
             "addresses": [a.to_dict() for a in self.addresses],
             "routes": [route_to_dict(r) for r in self.routes],
@@ -109,7 +116,9 @@ class IfaceUndo:
             raise RunncError("expected true or false", where=f"{where}.ingress")
         return cls(
             iface=check_ifname(data.get("iface"), f"{where}.iface"),
+            iface_index=_ifindex(data.get("iface_index"), f"{where}.iface_index"),
             tap=None if tap is None else check_ifname(tap, f"{where}.tap"),
+            tap_index=_ifindex(data.get("tap_index"), f"{where}.tap_index"),
             ingress=ingress,
             addresses=tuple(
                 AddressRecord.from_dict(a, f"{where}.addresses[{i}]")
@@ -130,12 +139,16 @@ class WiredNetwork:
     netns_id: str
     devices: tuple[GuestNic, ...] = ()
     undo: tuple[IfaceUndo, ...] = field(default=())
+    # "PID:STARTTIME" of the process that wired (its /proc/PID/stat start time): a later
+    # `create` may repair a stale half-wiring only once that process is gone.
+    owner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
             "netns": self.netns,
             "netns_id": self.netns_id,
+            "owner": self.owner,
             "devices": [d._asdict() for d in self.devices],
             "undo": [u.to_dict() for u in self.undo],
         }
@@ -154,9 +167,17 @@ class WiredNetwork:
         netns_id = data.get("netns_id")
         if not isinstance(netns_id, str) or netns_id.count(":") != 1:
             raise RunncError(f"{netns_id!r} is not DEV:INODE", where=f"{where}.netns_id")
+        owner = data.get("owner")
+        if owner is not None and (
+            not isinstance(owner, str)
+            or owner.count(":") != 1
+            or not all(p.isascii() and p.isdigit() for p in owner.split(":"))
+        ):
+            raise RunncError(f"{owner!r} is not PID:STARTTIME", where=f"{where}.owner")
         return cls(
             netns=netns,
             netns_id=netns_id,
+            owner=owner,
             devices=tuple(
                 _nic_from_dict(d, f"{where}.devices[{i}]")
                 for i, d in enumerate(check_list(data.get("devices", []), f"{where}.devices"))
@@ -166,6 +187,10 @@ class WiredNetwork:
                 for i, u in enumerate(check_list(data.get("undo", []), f"{where}.undo"))
             ),
         )
+
+
+def _ifindex(value: Any, where: str) -> int | None:
+    return None if value is None else check_int(value, where, 1, 2**31 - 1)
 
 
 def _nic_from_dict(data: Any, where: str) -> GuestNic:
