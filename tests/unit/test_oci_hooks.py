@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,63 @@ def test_fatal_kinds_stop_others_warn(tmp_path: Path) -> None:
 def test_hooks_json_roundtrip() -> None:
     hooks = [Hook("/a"), Hook("/b", ("b", "x"), ("K=V",), 5), Hook("/c", env=())]
     assert hooks_from_json([h.to_json() for h in hooks]) == hooks
+
+
+# ---------------------------------------------------------------------------- issue 9 item 8
+
+
+def test_background_child_holding_stdout_does_not_hang_or_time_out(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child"
+    # Before: communicate() waited for EOF on stdout, which the child holds for 300 s, so the
+    # hook "timed out after 5 s" although it had exited 0 at once.
+    hook = sh(f"sleep 300 & echo $! > {pid_file}; echo started", timeout=5)
+    try:
+        run_hook("createRuntime", hook, STATE)
+        with pytest.raises(RunncError, match="exited with status 3: started"):
+            run_hook(
+                "createRuntime",
+                sh(f"sleep 300 & echo $! >> {pid_file}; echo started; exit 3", timeout=5),
+                STATE,
+            )
+    finally:  # the background children are ours to end, by their recorded pids
+        for line in pid_file.read_text().split() if pid_file.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line), signal.SIGKILL)
+
+
+def test_control_characters_never_reach_the_message() -> None:
+    script = (
+        r"printf '\033[2J\033]0;owned\007 bad\rline\nnext\033[31m red\0 \342\200\256x\n'; exit 1"
+    )
+    with pytest.raises(RunncError) as info:
+        run_hook("prestart", sh(script), STATE)
+    line = info.value.line()
+    assert line.isprintable(), repr(line)
+    assert "owned" in line and "bad line next" in line and "red" in line
+
+
+def test_huge_output_is_streamed_away_not_buffered(tmp_path: Path) -> None:
+    """A hook printing 300 MB: the runner's peak RSS stays far below it (before: all of it
+    was kept, and more). Measured on a child process running run_hook, by its rusage."""
+    size = 300 << 20
+    script = f"head -c {size} /dev/zero | tr '\\0' a; echo END; exit 2"
+    program = (
+        "import sys\n"
+        "from runnc_py.errors import RunncError\n"
+        "from runnc_py.oci.hooks import run_hook\n"
+        "from runnc_py.oci.spec import Hook\n"
+        "try:\n"
+        "    run_hook('prestart', Hook('/bin/sh', ('sh', '-c', sys.argv[1])), {'id': 'c'})\n"
+        "except RunncError as exc:\n"
+        "    print(exc.line())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", program, script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.read().decode().strip()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped here, by wait4, for its rusage
+    assert status == 0
+    assert line.startswith("prestart hook /bin/sh: exited with status 2: aaa")
+    assert line.endswith("aEND") and "[...]" in line and len(line) < 300
+    rss_mib = usage.ru_maxrss >> 10
+    assert rss_mib < 150, f"hook runner peaked at {rss_mib} MiB for {size >> 20} MiB of output"
