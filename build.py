@@ -5,6 +5,7 @@
     python3 build.py guests --out DIR build our freestanding test unikernels into DIR
     python3 build.py test [ARGS...]   run the test suite (pytest)
     python3 build.py ext              rebuild the C extensions (spt launcher, hvt monitor) in place
+    python3 build.py front            rebuild and install the C front end and the Python entry
 
 `pip install` imports this file for `ffibuilder` (see setup.py's `cffi_modules`).
 """
@@ -45,6 +46,7 @@ APT_PACKAGES = {
 APT_LIBS = {
     "/usr/include/seccomp.h": "libseccomp-dev",  # pyseccomp loads libseccomp.so
     "/usr/include/sys/capability.h": "libcap-dev",  # python-prctl builds against it
+    "/usr/include/jansson.h": "libjansson-dev",  # the C front end reads state.json with it
 }
 
 
@@ -231,11 +233,12 @@ def setup() -> None:
     _run([sys.executable, "-m", "compileall", "-q", str(HERE / "runnc_py")])
     build_guests(BUNDLED_GUESTS)
     if os.geteuid() == 0:
-        install_entry_point(Path("/usr/local/bin/runnc-py"))
+        install_front()
 
 
 ENTRY_POINT = """#!{python} -IS
-# runnc-py, written by `build.py setup`. Engines run this for every create/start/state/kill, so
+# runnc-py's Python CLI, written by `build.py setup`. The C front end /usr/local/bin/runnc-py
+# execs it for every call it does not do itself (engines call it per container), so
 # the interpreter starts isolated and without `site` (-IS): .pth processing alone costs
 # 5-30 ms per call, depending on what else is installed. The paths `site` would add are fixed
 # here instead; rerun `python3 build.py setup` after moving the interpreter or the checkout.
@@ -269,6 +272,54 @@ def install_entry_point(target: Path) -> None:
     tmp.chmod(0o755)
     tmp.replace(target)
     print(f"wrote {target} (python {sys.executable})")
+
+
+# --------------------------------------------------------------------------------------------
+# the C front end (csrc/front): what engines run; it hands every call it does not do itself to
+# the Python entry script, whose path it is built with (docs/state.md)
+
+FRONT_SRC = CSRC / "front"
+FRONT_TARGET = Path("/usr/local/bin/runnc-py")
+PY_ENTRY = Path("/usr/local/lib/runnc-py/runnc-py-py")
+FRONT_CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+
+
+def build_front(target: Path, entry: Path, cc: str = "gcc") -> Path:
+    """Compile csrc/front into TARGET (replaced atomically), handing over to ENTRY.
+
+    jansson is linked statically: the front end then maps libc alone, one library less to
+    load on every call an engine makes.
+    """
+    tmp = target.with_name(f".{target.name}.tmp")
+    cmd = [
+        cc,
+        *FRONT_CFLAGS,
+        f"-DRUNNC_PY_ENTRY={_c_string(str(entry))}",
+        "-o",
+        str(tmp),
+        *map(str, sorted(FRONT_SRC.glob("*.c"))),
+        "-Wl,-Bstatic",
+        "-ljansson",
+        "-Wl,-Bdynamic",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"building the front end {target} failed:\n{done.stderr.strip()}")
+    tmp.chmod(0o755)
+    tmp.replace(target)
+    return target
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def install_front() -> None:
+    """The Python entry script at PY_ENTRY, then the C front end at FRONT_TARGET."""
+    PY_ENTRY.parent.mkdir(parents=True, exist_ok=True)
+    install_entry_point(PY_ENTRY)
+    build_front(FRONT_TARGET, PY_ENTRY)
+    print(f"wrote {FRONT_TARGET} (C front end, hands over to {PY_ENTRY})")
 
 
 def build_extensions() -> list[Path]:
@@ -309,6 +360,9 @@ def main(argv: list[str]) -> int:
     if task == "ext":
         for target in build_extensions():
             print(target)
+        return 0
+    if task == "front":
+        install_front()
         return 0
     if task == "test":
         return test(rest)

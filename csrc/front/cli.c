@@ -1,0 +1,110 @@
+/*
+ * The command line: runc's global flags and the simple forms of state/start/kill/delete, as
+ * runnc_py/cli.py's fast path (split_globals, FastVerb.parse) reads them. Anything else --
+ * another verb, --help, kill --all, delete --force, an unknown or odd flag -- is not ours.
+ */
+#include <string.h>
+
+#include "front.h"
+
+#define DEFAULT_ROOT "/run/runnc-py"
+#define MAX_ID_LEN 1024
+
+static const char *const value_opts[] = {"--root", "--log", "--log-format", "--delegate"};
+static const char *const flag_opts[] = {"--debug", "--systemd-cgroup"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool one_of(const char *arg, const char *const *set, size_t n, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(set[i]) == len && strncmp(arg, set[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* A global option's value; only --root and --log-format matter here (--log is written only
+ * on errors, which Python reports; --delegate only for containers that are not ours). */
+static bool take_value(const char *key, size_t keylen, const char *value, const char **root)
+{
+    if (keylen == strlen("--root") && strncmp(key, "--root", keylen) == 0)
+        *root = value;
+    if (keylen == strlen("--log-format") && strncmp(key, "--log-format", keylen) == 0)
+        return strcmp(value, "text") == 0 || strcmp(value, "json") == 0;
+    return true;
+}
+
+/* Index of the verb after the global options, or -1 for a form the fast path leaves to click. */
+static int split_globals(int argc, char **argv, const char **root)
+{
+    int i = 1;
+    while (i < argc) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        if (one_of(arg, flag_opts, COUNT(flag_opts), strlen(arg))) {
+            i += 1;
+        } else if (one_of(arg, value_opts, COUNT(value_opts), strlen(arg))) {
+            if (i + 1 >= argc || !take_value(arg, strlen(arg), argv[i + 1], root))
+                return -1;
+            i += 2;
+        } else if (strncmp(arg, "--", 2) == 0 && eq != NULL &&
+                   one_of(arg, value_opts, COUNT(value_opts), (size_t)(eq - arg))) {
+            if (!take_value(arg, (size_t)(eq - arg), eq + 1, root))
+                return -1;
+            i += 1;
+        } else if (arg[0] == '-') {
+            return -1;
+        } else {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool valid_id(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > MAX_ID_LEN || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+        return false;
+    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") ==
+           len;
+}
+
+bool parse_command(int argc, char **argv, struct command *cmd)
+{
+    static const struct {
+        const char *name;
+        enum verb verb;
+        int max_operands;
+    } verbs[] = {
+        {"state", VERB_STATE, 1},
+        {"start", VERB_START, 1},
+        {"kill", VERB_KILL, 2},
+        {"delete", VERB_DELETE, 1},
+    };
+    const char *root = DEFAULT_ROOT;
+    int at = split_globals(argc, argv, &root);
+    if (at < 0)
+        return false;
+    int max_operands = -1;
+    for (size_t v = 0; v < COUNT(verbs); v++) {
+        if (strcmp(argv[at], verbs[v].name) == 0) {
+            cmd->verb = verbs[v].verb;
+            max_operands = verbs[v].max_operands;
+        }
+    }
+    int operands = argc - at - 1;
+    if (max_operands < 0 || operands < 1 || operands > max_operands)
+        return false;
+    /* Every flag (kill --all, delete --force, --help) and every operand that looks like one
+     * goes to Python: either click handles it or the fast path reports it. */
+    for (int i = at + 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return false;
+    if (root[0] == '\0')
+        return false;
+    cmd->root = root;
+    cmd->id = argv[at + 1];
+    cmd->signal = operands == 2 ? argv[at + 2] : NULL;
+    return valid_id(cmd->id);
+}
