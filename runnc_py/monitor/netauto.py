@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.launch import LaunchRequest, boot, prepare
+from runnc_py.monitor.launch import LaunchRequest, boot_unprivileged, prepare
 from runnc_py.unikernel.cache import load_unikernel_cached
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 def exec_with_auto_network(req: LaunchRequest, config_kind: str = DEFAULT_CONFIG) -> NoReturn:
     from runnc_py.net import unwire
+    from runnc_py.net.cmdline import GuestLine
     from runnc_py.net.handover import free_net_devices, hand_over
 
     names = free_net_devices(load_unikernel_cached(req.unikernel).manifest, req.nets)
@@ -37,6 +38,8 @@ def exec_with_auto_network(req: LaunchRequest, config_kind: str = DEFAULT_CONFIG
         req,
         names,
         kind=config_kind,
+        # No container, no environment: the arguments, and the program name rumprun wants.
+        line=GuestLine(args=tuple(req.args), program=req.unikernel),
         resolv_conf=RESOLV_CONF if os.path.exists(RESOLV_CONF) else None,
     )
     wired = handed.record.wired
@@ -59,7 +62,7 @@ def _run_supervised(prepared: Prepared) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            boot(prepared)
+            boot_unprivileged(prepared)
         except RunncError as exc:
             print(f"runnc-py: {exc.line()}", file=sys.stderr, flush=True)
         finally:

@@ -59,27 +59,3 @@ def guest_config(
         f"unknown network configuration kind {kind!r} (expected one of {', '.join(CONFIG_KINDS)})",
         where="net",
     )
-
-
-def guest_arguments(
-    facts: NetworkFacts,
-    kind: str,
-    args: Sequence[str],
-    *,
-    device_names: Sequence[str] | None = None,
-) -> tuple[str, ...]:
-    """The guest's command line words with its network configuration in them.
-
-    Each kind reaches its guest the way that guest reads it: MirageOS/Solo5 flags go before the
-    application's arguments; the LKL port takes `--config JSON -- ARGS` (as Nabla's runnc
-    passes it); rumprun reads its whole command line as one JSON object whose `cmdline` member
-    holds the application's arguments.
-    """
-    if kind == "none":
-        return tuple(args)
-    if kind == "rumprun-json":
-        return (render_rumprun_json(facts, cmdline=" ".join(args)),)
-    config = guest_config(facts, kind, device_names=device_names)
-    if kind == "solo5-cmdline":
-        return (*config.split(" "), *args)
-    return ("--config", config, "--", *args)

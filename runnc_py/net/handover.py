@@ -25,6 +25,7 @@ from runnc_py.errors import RunncError
 
 if TYPE_CHECKING:
     from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.net.cmdline import GuestLine
     from runnc_py.net.store import NetRecord
     from runnc_py.unikernel.manifest import Manifest
 
@@ -73,6 +74,7 @@ def hand_over(
     names: Sequence[str],
     *,
     kind: str,
+    line: GuestLine | None = None,
     netns: str | None = None,
     resolv_conf: str | None = None,
     owner: int | None = None,
@@ -83,11 +85,14 @@ def hand_over(
     NETNS is the path the record keeps for a later `unwire` from another process (None: only
     this process's namespace, i.e. unwired by the same process). The guest devices get, in
     facts order (the default route's interface first), a tap each, the interface's MAC (unless
-    the request already gives one) and the configuration of KIND in their arguments.
+    the request already gives one); the request's arguments become LINE (default: the
+    request's own arguments, no environment) with the configuration of KIND, encoded for the
+    guest family that parses KIND (runnc_py.net.cmdline).
     Raises RunncError, with nothing left wired, when there is no interface, more interfaces
     than NAMES, or a network KIND cannot express.
     """
-    from runnc_py.net.config import guest_arguments, guest_config
+    from runnc_py.net.cmdline import GuestLine, guest_words
+    from runnc_py.net.config import guest_config
     from runnc_py.net.read import read_facts
     from runnc_py.net.store import NetRecord
     from runnc_py.net.wiring import unwire, wire
@@ -103,7 +108,7 @@ def hand_over(
             where=where,
         )
     used = list(names[: len(facts.interfaces)])
-    args = guest_arguments(facts, kind, req.args, device_names=used)
+    args = guest_words(kind, line or GuestLine(args=req.args), facts, device_names=used)
     text = guest_config(facts, kind, device_names=used)
     wired = wire(netns, facts, max_devices=len(names), owner=owner, group=group)
     try:

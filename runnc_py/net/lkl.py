@@ -6,7 +6,9 @@ Two dialects of `tools/lkl/lib/config.c`:
   are `"type": "rumpfd"` found by `"name"` (the tender passes `__RUMP_FDINFO_NET_<name>=FD`);
   it adds `ifgateway`/`ifgateway6` (per-device policy routing), `route` and `delay_main`.
 * `upstream`: lkl/linux itself. Devices are `"type": "tap"` opened by `"param"` (a tap name),
-  no routes, and fewer than 16 interfaces (`ifnum >= LKL_IF_MAX` is refused).
+  no routes, and fewer than 16 interfaces (`ifnum >= LKL_IF_MAX` is refused). It sets an IPv4
+  address only when `0 < masklen < 32`, so a /32 (Calico-style) address would silently be
+  left out: we refuse it. The Nabla port takes `0 < masklen <= 32`.
 
 Both parse with jsmn into 300 tokens, refuse unknown keys, and store values as raw text; the
 Nabla port reads the file with one 4096-byte read. We check all of that here so a bad config is
@@ -78,6 +80,7 @@ class Dialect:
     device_key: str  # which key names the host device: "name" (rumpfd) or "param" (tap)
     has_routes: bool  # `route`, `ifgateway`, `ifgateway6`
     defaults: Mapping[str, str]
+    masklen_max: int  # the longest IPv4 prefix the dialect configures (the shortest is 1)
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -90,6 +93,7 @@ DIALECTS: dict[str, Dialect] = {
         device_key="name",
         has_routes=True,
         defaults=NABLA_DEFAULTS,
+        masklen_max=32,
     ),
     "upstream": Dialect(
         name="upstream",
@@ -100,6 +104,7 @@ DIALECTS: dict[str, Dialect] = {
         device_key="param",
         has_routes=False,
         defaults={},
+        masklen_max=31,  # config.c: `nmlen > 0 && nmlen < 32`
     ),
 }
 
@@ -226,6 +231,8 @@ def _interface(
                 where=where,
             )
         if addrs:
+            if family == 4:
+                _check_masklen(addrs[0].prefixlen, f"{iface.name} {addrs[0]}", d, where)
             entry[ip_key] = addrs[0].addr
             entry[len_key] = str(addrs[0].prefixlen)
         # A device's own default route beyond the first device: LKL's per-device policy table
@@ -269,6 +276,23 @@ def _check_interfaces(value: Any, d: Dialect, where: str) -> None:
                 raise RunncError(
                     f"interfaces[{i}].{key} must be a string, not {_kind(item)}", where=where
                 )
+        masklen = entry.get("masklen")
+        if isinstance(masklen, str):
+            if not (masklen.isascii() and masklen.isdigit()):
+                raise RunncError(
+                    f"interfaces[{i}].masklen {masklen!r} is not a prefix length", where=where
+                )
+            _check_masklen(int(masklen), f"interfaces[{i}]", d, where)
+
+
+def _check_masklen(length: int, what: str, d: Dialect, where: str) -> None:
+    """LKL silently configures no IPv4 address outside 0 < masklen <= the dialect's max."""
+    if not 0 < length <= d.masklen_max:
+        raise RunncError(
+            f"{what}: IPv4 prefix length {length}; this dialect configures an address only for "
+            f"1..{d.masklen_max} (the guest would boot without it)",
+            where=where,
+        )
 
 
 class _DuplicateKey(ValueError):

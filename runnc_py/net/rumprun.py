@@ -24,13 +24,23 @@ WHERE = "rumprun-json"
 def render_rumprun_json(
     facts: NetworkFacts, *, cmdline: str | None = None, if_prefix: str = IF_PREFIX
 ) -> str:
-    """`{"cmdline": ..., "net": {...}, "net": {...}}`; `cmdline` is left out when None."""
+    """`{"cmdline": ..., "net": {...}, "net": {...}}`; `cmdline` is left out when None.
+
+    CMDLINE is written as rumprun reads it, raw (jsmn undoes no JSON escape): the words of a
+    container's command line are encoded by runnc_py.net.cmdline, not here.
+    """
+    members: list[str] = []
+    if cmdline is not None:
+        members.append(f'"cmdline":"{cmdline}"')
+    return "{" + ",".join([*members, *net_members(facts, if_prefix)]) + "}"
+
+
+def net_members(facts: NetworkFacts, if_prefix: str = IF_PREFIX) -> list[str]:
+    """One `"net":{...}` member per address, devices created by their first one."""
     if not facts.interfaces:
         raise RunncError("no network interface to configure", where=WHERE)
     default_dev = {f: g[0].name for f in (4, 6) if (g := facts.gateway(f))}
     members: list[str] = []
-    if cmdline is not None:
-        members.append(f'"cmdline":{json.dumps(cmdline)}')
     for index, iface in enumerate(facts.interfaces):
         if not iface.ipv4 and not iface.ipv6:
             raise RunncError(
@@ -61,4 +71,4 @@ def render_rumprun_json(
                     net["gw"] = gateway
                     default_dev.pop(family)  # one default route per family
                 members.append('"net":' + json.dumps(net, separators=(",", ":")))
-    return "{" + ",".join(members) + "}"
+    return members

@@ -32,6 +32,7 @@ DEVICES: dict[str, list[tuple[str, int]]] = {
     "fault": [],
     "blk": [("storage", BLOCK)],
     "net": [("service0", NET)],
+    "lklcmd": [("rootfs", BLOCK), ("tap", NET)],
     "rootfs": [("rootfs", BLOCK)],
     "many": [(f"blk{i}", BLOCK) for i in range(32)] + [(f"net{i}", NET) for i in range(31)],
 }
