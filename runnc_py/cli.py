@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "update": "runnc_py.commands.oci_cmd:update",
     "rootfs": "runnc_py.commands.rootfs_cmd:rootfs",
     "net": "runnc_py.commands.net_cmd:net",
+    "audit": "runnc_py.commands.audit_cmd:audit",
     "install": "runnc_py.commands.install_cmd:install",
     "uninstall": "runnc_py.commands.install_cmd:uninstall",
     "image": "runnc_py.commands.image_cmd:image",
