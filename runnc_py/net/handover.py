@@ -79,6 +79,7 @@ def hand_over(
     resolv_conf: str | None = None,
     owner: int | None = None,
     group: int | None = None,
+    state_dir: str | None = None,
 ) -> Handover:
     """Wire our namespace's interfaces to the guest devices NAMES; the request that uses them.
 
@@ -90,13 +91,20 @@ def hand_over(
     guest family that parses KIND (runnc_py.net.cmdline).
     Raises RunncError, with nothing left wired, when there is no interface, more interfaces
     than NAMES, or a network KIND cannot express.
+    STATE_DIR (a container's) gets net.json before each wiring step (a crash leaves a record
+    `delete` can undo), and a stale half-wiring of a dead `create` under the same root is
+    repaired first (runnc_py.net.repair).
     """
     from runnc_py.net.cmdline import GuestLine, guest_words
     from runnc_py.net.config import guest_config
     from runnc_py.net.read import read_facts
-    from runnc_py.net.store import NetRecord
+    from runnc_py.net.store import NetRecord, journal
     from runnc_py.net.wiring import unwire, wire
 
+    if state_dir is not None:
+        from runnc_py.net.repair import repair_stale_wiring
+
+        repair_stale_wiring(state_dir)
     facts = read_facts(None, resolv_conf)
     where = netns or "network namespace"
     if not facts.interfaces:
@@ -110,7 +118,8 @@ def hand_over(
     used = list(names[: len(facts.interfaces)])
     args = guest_words(kind, line or GuestLine(args=req.args), facts, device_names=used)
     text = guest_config(facts, kind, device_names=used)
-    wired = wire(netns, facts, max_devices=len(names), owner=owner, group=group)
+    save = None if state_dir is None else journal(state_dir, facts, kind, text)
+    wired = wire(netns, facts, max_devices=len(names), owner=owner, group=group, journal=save)
     try:
         # The record names the devices as the guest's manifest does (`net show`).
         wired = replace(

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runnc_py.errors import RunncError
@@ -66,40 +65,59 @@ class NetRecord:
         )
 
 
-def save(state_dir: str | os.PathLike[str], record: NetRecord) -> Path:
-    """Write `state_dir/net.json` atomically; return its path."""
-    path = Path(state_dir) / NET_JSON
+def save(state_dir: str | os.PathLike[str], record: NetRecord) -> str:
+    """Write `state_dir/net.json` atomically (temporary file + rename); return its path.
+
+    Called before every wiring step (`journal`), so it stays cheap: no tempfile or pathlib,
+    and no fsync (the record has to survive our death, not the machine's)."""
+    path = os.path.join(state_dir, NET_JSON)
+    tmp = os.path.join(state_dir, f".{NET_JSON}.{os.getpid()}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".net.", dir=state_dir)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(record.to_dict(), f, indent=1)
-                f.write("\n")
+            try:
+                os.write(fd, (json.dumps(record.to_dict(), indent=1) + "\n").encode())
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
             raise
     except OSError as exc:
-        raise RunncError(f"cannot write: {exc.strerror}", where=str(path)) from None
+        raise RunncError(f"cannot write: {exc.strerror}", where=path) from None
     return path
+
+
+def journal(
+    state_dir: str | os.PathLike[str], facts: NetworkFacts, kind: str = "none", text: str = ""
+) -> Callable[[WiredNetwork], None]:
+    """The `journal=` for `wire`: saves each intermediate record as this container's net.json,
+    so `delete` finds whatever a crash left half-wired."""
+
+    def save_intent(wired: WiredNetwork) -> None:
+        save(state_dir, NetRecord(facts, wired, kind, text))
+
+    return save_intent
 
 
 def load(state_dir: str | os.PathLike[str]) -> NetRecord:
     """Read and validate `state_dir/net.json`; RunncError names what is missing or wrong."""
-    path = Path(state_dir) / NET_JSON
+    path = os.path.join(state_dir, NET_JSON)
     try:
-        text = path.read_text()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
         raise RunncError(
-            "no network record (the container has no wired network)", where=str(path)
+            "no network record (the container has no wired network)", where=path
         ) from None
-    except OSError as exc:
-        raise RunncError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise RunncError(f"cannot read: {reason}", where=path) from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise RunncError(f"not valid JSON: {exc}", where=str(path)) from None
-    return NetRecord.from_dict(data, where=str(path))
+    except (ValueError, RecursionError) as exc:
+        raise RunncError(f"not valid JSON: {exc}", where=path) from None
+    return NetRecord.from_dict(data, where=path)
 
 
 def describe(record: NetRecord) -> str:

@@ -58,6 +58,7 @@ from runnc_py.net.nlmsg import (
     TC_H_INGRESS,
     TCMSG,
 )
+from runnc_py.net.owner import process_identity
 from runnc_py.net.read import dump_addresses, dump_raw_links, dump_routes
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import AddressRecord, GuestNic, IfaceUndo, WiredNetwork
@@ -113,7 +114,7 @@ def wire(
         )
     nsfd = open_netns(netns or SELF)
     try:
-        log = _Journal(netns, netns_id(nsfd), _process_identity(), journal)
+        log = _Journal(netns, netns_id(nsfd), process_identity() or f"{os.getpid()}:0", journal)
         try:
             run_in_netns(netns, lambda: _wire_all(facts, log, where, (owner, group)), fd=nsfd)
         except BaseException as exc:
@@ -516,15 +517,6 @@ def _name_taken(name: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _process_identity() -> str:
-    """ "PID:STARTTIME" of this process (start time in clock ticks since boot, /proc/PID/stat
-    field 22): a pid alone may be reused once we are gone."""
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return f"{os.getpid()}:{int(fields[19])}"
 
 
 def _message(exc: BaseException) -> str:

@@ -284,6 +284,7 @@ def wire_network(job: NetworkJob, req: LaunchRequest) -> LaunchRequest:
         resolv_conf=job.resolv_conf,
         owner=job.owner,
         group=job.group,
+        state_dir=job.state_dir,
     )
     try:
         store.save(job.state_dir, handed.record)

@@ -27,7 +27,7 @@ def record() -> NetRecord:
 
 def test_record_round_trips_through_the_state_dir(tmp_path: Path) -> None:
     path = store.save(tmp_path, record())
-    assert path == tmp_path / "net.json"
+    assert path == str(tmp_path / "net.json")
     assert store.load(tmp_path) == record()
     assert [p.name for p in tmp_path.iterdir()] == ["net.json"]  # no temporary file left
 
