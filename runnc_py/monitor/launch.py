@@ -397,5 +397,18 @@ def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
     raise RunncError(ffi.string(err).decode(errors="replace"), where=image.path)
 
 
+def boot_unprivileged(prepared: Prepared) -> NoReturn:
+    """`runnc-py exec`: drop every capability and leave the caller's cwd (as a container's
+    init does, oci/security.py), then boot. The devices are open by then."""
+    from runnc_py.oci.security import drop_capabilities
+
+    try:
+        drop_capabilities()
+    except BaseException:
+        prepared.close()
+        raise
+    boot(prepared)
+
+
 def launch(req: LaunchRequest) -> NoReturn:
-    boot(prepare(req))
+    boot_unprivileged(prepare(req))

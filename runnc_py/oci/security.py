@@ -53,6 +53,9 @@ RLIMIT_NAMES: dict[int, str] = {v: k for k, v in RLIMITS.items()}
 U64_MAX = 2**64 - 1  # OCI (and the kernel ABI) spell "unlimited" as the all-ones u64
 ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to setresuid, so it is not a valid id
 
+CAP_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")  # as /proc/PID/status names them
+CAP_SETPCAP = 8  # needed to drop from the bounding set
+
 # prctl(2) options python-prctl does not wrap.
 _PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
@@ -193,22 +196,58 @@ def apply_process_security(sec: ProcessSecurity) -> None:
     )
     _step(f"set gid {sec.gid}", "process.user.gid", os.setresgid, sec.gid, sec.gid, sec.gid)
     _step(f"set uid {sec.uid}", "process.user.uid", os.setresuid, sec.uid, sec.uid, sec.uid)
-    # uid 0 keeps its capabilities across setresuid: empty every set explicitly. One capset
-    # call, because effective must stay a subset of permitted at every step.
-    _step(
-        "clear the capability sets",
-        "process",
-        prctl.set_caps,
-        (prctl.ALL_CAPS, (prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED, prctl.CAP_INHERITABLE), False),
-    )
-    _step("clear the ambient capabilities", "process", _clear_ambient, libc)
-    if sec.no_new_privileges:
-        _step("set NO_NEW_PRIVS", "process", prctl.set_no_new_privs, True)
+    _clear_capability_sets(prctl, libc, sec.no_new_privileges)
+    # The guest must not keep a handle on the engine's working directory (a bundle, a
+    # state dir): its cwd is pinned for as long as the guest lives.
+    _step("change directory to /", "process", os.chdir, "/")
     problems = status_problems(_read_proc("/proc/self/status"), sec)
     if problems:
         raise RunncError(
             "still " + ", ".join(problems) + " after dropping privileges", where="process"
         )
+
+
+def drop_capabilities() -> None:
+    """`runnc-py exec`: the caller's uid and groups stay, every capability goes, NO_NEW_PRIVS
+    is set and the working directory is `/`: the guest holds what a container's does
+    (apply_process_security) but for the ids, which `exec` does not change.
+
+    The bounding set is emptied when we may (CAP_SETPCAP); a caller without it has no
+    capabilities to lose, and NO_NEW_PRIVS keeps it from gaining any.
+    """
+    import ctypes
+
+    import prctl
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = parse_status(_read_proc("/proc/self/status"))
+    drop_bounding = int(before.get("CapEff", "0"), 16) >> CAP_SETPCAP & 1 == 1
+    if drop_bounding:
+        _step("drop the capability bounding set", "exec", _drop_bounding_set, prctl, libc)
+    _clear_capability_sets(prctl, libc, True, where="exec")
+    _step("change directory to /", "exec", os.chdir, "/")
+    after = parse_status(_read_proc("/proc/self/status"))
+    keys = CAP_SETS if drop_bounding else tuple(k for k in CAP_SETS if k != "CapBnd")
+    problems = _capability_problems(after, keys)
+    if problems:
+        raise RunncError("still " + ", ".join(problems) + " after dropping them", where="exec")
+
+
+def _clear_capability_sets(
+    prctl: Any, libc: Any, no_new_privileges: bool, where: str = "process"
+) -> None:
+    """Empty the permitted, effective, inheritable and ambient sets; set NO_NEW_PRIVS."""
+    # uid 0 keeps its capabilities across setresuid: empty every set explicitly. One capset
+    # call, because effective must stay a subset of permitted at every step.
+    _step(
+        "clear the capability sets",
+        where,
+        prctl.set_caps,
+        (prctl.ALL_CAPS, (prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED, prctl.CAP_INHERITABLE), False),
+    )
+    _step("clear the ambient capabilities", where, _clear_ambient, libc)
+    if no_new_privileges:
+        _step("set NO_NEW_PRIVS", where, prctl.set_no_new_privs, True)
 
 
 def _step(what: str, where: str, fn: Any, *args: Any) -> None:
@@ -275,13 +314,14 @@ def parse_status(text: str) -> dict[str, str]:
     return out
 
 
+def _capability_problems(status: Mapping[str, str], keys: tuple[str, ...]) -> list[str]:
+    return [f"{key}={status[key]}" for key in keys if int(status.get(key, "0"), 16) != 0]
+
+
 def status_problems(text: str, sec: ProcessSecurity) -> list[str]:
     """What in /proc/self/status disagrees with `sec` (empty when all is as planned)."""
     status = parse_status(text)
-    problems = []
-    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
-        if int(status.get(key, "0"), 16) != 0:
-            problems.append(f"{key}={status[key]}")
+    problems = _capability_problems(status, CAP_SETS)
     if sec.no_new_privileges and status.get("NoNewPrivs", "1") != "1":
         problems.append("NoNewPrivs=0")
     uids = set(status.get("Uid", "").split())

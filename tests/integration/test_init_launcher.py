@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import runnc_binary
 from tests.integration import test_lifecycle
 from tests.integration.test_lifecycle import Runtime, wait_exit
 
@@ -91,3 +94,50 @@ def test_block_image_must_be_a_regular_file_inside_the_rootfs(rt: Runtime) -> No
     assert done.returncode != 0
     assert "is not a regular file" in out.read_text()
     assert not (rt.root / cid).exists()
+
+
+# ---------------------------------------------------------------------------- exec
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], needle: bytes) -> None:
+    assert proc.stdout is not None
+    seen = b""
+    while needle not in seen:
+        chunk = proc.stdout.readline()
+        assert chunk, f"guest ended before printing {needle!r}: {seen!r}"
+        seen += chunk
+
+
+@pytest.mark.parametrize("target", ["spt", "hvt"])
+def test_exec_guest_holds_no_capabilities_and_not_the_callers_cwd(
+    guests: Path, tmp_path: Path, target: str
+) -> None:
+    """`runnc-py exec` as root: the running guest (or hvt monitor) has every capability set
+    empty, NO_NEW_PRIVS, and `/` as its working directory, not the caller's."""
+    if target == "hvt" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("needs a usable /dev/kvm")
+    image, arg, needle = {
+        "spt": (guests / "time.spt", "sleep=30", b"sleeping"),
+        "hvt": (guests / "hvt" / "time.hvt", "ms=30000", b"waiting"),
+    }[target]
+    proc = subprocess.Popen(
+        [*runnc_binary(), "exec", "--mem", "8", str(image), arg],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        _wait_for_line(proc, needle)
+        status = _status(proc.pid)
+        caps = {key: status[key] for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+        assert caps == dict.fromkeys(caps, "0000000000000000")
+        assert status["NoNewPrivs"] == "1"
+        assert os.readlink(f"/proc/{proc.pid}/cwd") == "/"
+    finally:
+        proc.kill()
+        proc.wait()
