@@ -175,3 +175,43 @@ def test_gateway_on_a_later_device_is_refused() -> None:
 def test_unknown_dialect() -> None:
     with pytest.raises(RunncError, match="unknown LKL dialect 'old'"):
         render_lkl_json(many(1), "old")
+
+
+# ---- issue 9 item 10: upstream LKL sets an IPv4 address only when 0 < masklen < 32
+
+
+def _host32(prefix: int) -> NetworkFacts:
+    return NetworkFacts.from_dict(
+        {"interfaces": [{"name": "eth0", "mac": "02:42:ac:11:00:02", "mtu": 1500,
+                         "ipv4": [f"10.244.1.5/{prefix}"], "ipv6": [], "routes": []}]}
+    )  # fmt: skip
+
+
+def test_upstream_dialect_refuses_a_slash_32_address() -> None:
+    with pytest.raises(RunncError) as err:
+        render_lkl_json(_host32(32), "upstream")
+    line = err.value.line()
+    assert line.startswith("lkl-json (upstream): eth0 10.244.1.5/32: IPv4 prefix length 32")
+    assert "1..31" in line and "\n" not in line
+    render_lkl_json(_host32(31), "upstream")  # the longest it configures
+
+
+def test_nabla_dialect_accepts_a_slash_32_address() -> None:
+    text = render_lkl_json(_host32(32), "nabla")
+    assert json.loads(text)["interfaces"][0]["masklen"] == "32"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "masklen", "ok"),
+    [("upstream", "32", False), ("upstream", "0", False), ("upstream", "31", True),
+     ("nabla", "32", True), ("nabla", "33", False), ("nabla", "0", False),
+     ("nabla", "+16", False), ("nabla", "١٦", False)],
+)  # fmt: skip
+def test_validation_checks_masklen_per_dialect(dialect: str, masklen: str, ok: bool) -> None:
+    entry = {**(IFACE if dialect == "nabla" else TAP_IFACE), "ip": "10.0.0.2", "masklen": masklen}
+    text = json.dumps({"interfaces": [entry]})
+    if ok:
+        validate_lkl_json(text, dialect)
+    else:
+        with pytest.raises(RunncError, match=r"masklen|prefix length"):
+            validate_lkl_json(text, dialect)
