@@ -1,17 +1,15 @@
-"""Smoke test with the real Docker engine (Debian's docker.io): `docker run --runtime=runnc-py`.
+"""The real Docker engine (Debian's docker.io) with `docker run --runtime=runnc-py`.
 
-The fixture registers runnc-py in /etc/docker/daemon.json (merged into what is there, restored
-afterwards), starts dockerd if it is not running (and stops it at the end), and builds the image
-without any registry: `docker import` of a tar holding our hello.spt. Containers use Docker's
-default bridge network: its prestart hook (libnetwork-setkey) must run for `docker run` to work.
+The `dockerd` fixture (conftest.py) registers runnc-py with `runnc-py install --docker` into a
+daemon.json that holds other settings, and starts dockerd when none runs. Images are built
+without any registry. Containers use Docker's default bridge unless a test makes its own:
+its prestart hook (libnetwork-setkey) must run for `docker run` to work.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
+import re
 import subprocess
 import time
 import uuid
@@ -20,135 +18,169 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import DOCKER_OTHER_SETTINGS, NAME, RUNTIME, DockerEngine, docker
+from tests.e2e.images import plain_archive
+
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
-DAEMON_JSON = Path("/etc/docker/daemon.json")
-SOCKET = Path("/var/run/docker.sock")
-RUNTIME = "/usr/local/bin/runnc-py"
 START_TIMEOUT = 30.0
+GUESTS = ("hello.spt", "time.spt", "net.spt", "fault.spt", "seccomp.spt", "rootfs.spt")
+RUN = ("run", "--runtime=runnc-py")
 
 
-def docker(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def daemon_answers() -> bool:
-    if not SOCKET.exists():
-        return False
-    try:
-        return docker("info", "--format", "{{.ServerVersion}}", timeout=10).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
-def merged_config(current: dict[str, object]) -> dict[str, object]:
-    """daemon.json with our runtime added; every other setting kept."""
-    config = dict(current)
-    runtimes = dict(config.get("runtimes") or {})  # type: ignore[call-overload]
-    runtimes["runnc-py"] = {"path": RUNTIME}
-    config["runtimes"] = runtimes
-    return config
+def unique(prefix: str = "runnc-py-e2e") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    for tool in ("dockerd", "docker"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: install Debian's docker.io (python3 build.py setup)")
-    if not os.path.exists(RUNTIME):
-        pytest.skip(f"{RUNTIME} missing: run python3 build.py setup")
-
-    original = DAEMON_JSON.read_text() if DAEMON_JSON.exists() else None
-    current = json.loads(original) if original and original.strip() else {}
-    wanted = merged_config(current)
-    changed = wanted != current
-    if changed:
-        DAEMON_JSON.parent.mkdir(parents=True, exist_ok=True)
-        DAEMON_JSON.write_text(json.dumps(wanted, indent=2) + "\n")
-
-    started: subprocess.Popen[bytes] | None = None
-    log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-    try:
-        if daemon_answers():
-            if changed:  # a running dockerd reloads its runtimes on SIGHUP
-                os.kill(_dockerd_pid(), signal.SIGHUP)
-                time.sleep(1)
-        else:
-            with open(log, "wb") as out:
-                started = subprocess.Popen(
-                    ["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            deadline = time.monotonic() + START_TIMEOUT
-            while not daemon_answers():
-                if started.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-                    pytest.skip(f"dockerd did not start here: {' | '.join(tail)}")
-                time.sleep(0.2)
-        yield
-    finally:
-        if started is not None:
-            started.terminate()
-            try:
-                started.wait(30)
-            except subprocess.TimeoutExpired:
-                started.kill()
-                started.wait()
-        if changed:
-            if original is None:
-                DAEMON_JSON.unlink()
-            else:
-                DAEMON_JSON.write_text(original)
-            if started is None and daemon_answers():
-                os.kill(_dockerd_pid(), signal.SIGHUP)
-
-
-def _dockerd_pid() -> int:
-    pid = Path("/var/run/docker.pid")
-    if pid.exists():
-        return int(pid.read_text().strip())
-    found = subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True)
-    return int(found.stdout.split()[0])
-
-
-@pytest.fixture(scope="module")
-def image(dockerd: None, guests: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An image holding /hello.spt, /time.spt and /net.spt, made with `docker import` (no
-    registry)."""
+def image(
+    dockerd: DockerEngine, guests: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One image holding our test guests at /NAME.spt (and an /etc for the LKL-shaped one)."""
     tree = tmp_path_factory.mktemp("image")
-    for guest in ("hello.spt", "time.spt", "net.spt"):
-        (tree / guest).write_bytes((guests / guest).read_bytes())
-        (tree / guest).chmod(0o755)
-    tar = tree.parent / "image.tar"
-    subprocess.run(["tar", "-C", str(tree), "-cf", str(tar), "."], check=True)
+    files = {guest: guests / guest for guest in GUESTS}
+    (tree / "motd").write_text("in the image\n")
+    files["etc/motd"] = tree / "motd"
     name = f"runnc-py-e2e/guests:{uuid.uuid4().hex[:12]}"
-    done = docker("import", str(tar), name)
+    archive = plain_archive(files, [], name, tree / "image.tar")
+    done = docker("load", "-i", str(archive))
     assert done.returncode == 0, done.stderr
     yield name
     docker("rmi", "-f", name)
 
 
+@pytest.fixture(scope="module")
+def busybox_image(dockerd: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An ordinary Linux image (static busybox) for the peer that pings our guest."""
+    tree = tmp_path_factory.mktemp("busybox")
+    name = f"runnc-py-e2e/busybox:{uuid.uuid4().hex[:12]}"
+    archive = plain_archive(
+        {"bin/busybox": Path("/usr/bin/busybox")}, ["/bin/busybox"], name, tree / "bb.tar"
+    )
+    done = docker("load", "-i", str(archive))
+    assert done.returncode == 0, done.stderr
+    yield name
+    docker("rmi", "-f", name)
+
+
+def wait_logs(name: str, text: str) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while text not in (logs := docker("logs", name).stdout):
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.1)
+    return logs
+
+
+def inspect(name: str, template: str) -> str:
+    done = docker("inspect", "-f", template, name)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def detached(image: str) -> Iterator[list[str]]:
+    """Names of containers a test starts; all removed afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        docker("rm", "-f", name)
+
+
+def start(detached: list[str], *args: str) -> str:
+    name = unique()
+    detached.append(name)
+    done = docker(*RUN, "-d", "--name", name, *args)
+    assert done.returncode == 0, done.stderr
+    return name
+
+
+# ---------------------------------------------------------------------------- registration
+
+
+def test_install_kept_the_other_settings(dockerd: DockerEngine) -> None:
+    config = json.loads(Path("/etc/docker/daemon.json").read_text())
+    assert config["runtimes"][NAME]["path"] == RUNTIME
+    for key, value in dockerd.config_before_install.items():
+        if key != "runtimes":
+            assert config[key] == value
+    info = json.loads(docker("info", "--format", "{{json .Runtimes}}").stdout)
+    assert NAME in info
+
+
+def test_install_uninstall_round_trip_is_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.json"
+    text = json.dumps({**DOCKER_OTHER_SETTINGS, "runtimes": {"x": {"path": "/x"}}}, indent=4)
+    path.write_text(text + "\n")
+    for verb in ("install", "uninstall"):
+        done = subprocess.run(
+            [RUNTIME, verb, "--docker", "--config", f"docker={path}"], capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+    assert path.read_text() == text + "\n"
+
+
+# ---------------------------------------------------------------------------- run
+
+
 def test_docker_run_hello(image: str) -> None:
-    done = docker("run", "--rm", "--runtime=runnc-py", image, "/hello.spt", "from", "docker")
+    done = docker(*RUN, "--rm", image, "/hello.spt", "from", "docker")
     assert done.returncode == 0, done.stderr
     assert "Hello, World" in done.stdout
     assert "Command line is: 'from docker'" in done.stdout
 
 
-def test_docker_exit_status_and_memory(image: str) -> None:
-    done = docker("run", "--rm", "-m", "64m", "--runtime=runnc-py", image, "/hello.spt", "exit=3")
-    assert done.returncode == 3, done.stderr
-    assert "Command line is: 'exit=3'" in done.stdout
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("/hello.spt",), 0),
+        (("/hello.spt", "exit=3"), 3),
+        (("/fault.spt",), 139),  # SIGSEGV
+        (("/seccomp.spt",), 159),  # SIGSYS: the seccomp filter killed it
+    ],
+)
+def test_exit_codes_in_docker_inspect(
+    image: str, detached: list[str], args: tuple[str, ...], code: int
+) -> None:
+    name = start(detached, image, *args)
+    assert docker("wait", name).stdout.strip() == str(code)
+    assert inspect(name, "{{.State.ExitCode}}") == str(code)
+
+
+def test_detached_logs_stop_and_kill(image: str, detached: list[str]) -> None:
+    stopped = start(detached, image, "/time.spt", "sleep=60")
+    killed = start(detached, image, "/time.spt", "sleep=60")
+    for name in (stopped, killed):
+        assert "sleeping" in wait_logs(name, "sleeping")
+        assert inspect(name, "{{.State.Running}}") == "true"
+    assert docker("stop", stopped).returncode == 0
+    assert inspect(stopped, "{{.State.ExitCode}}") == "143"  # SIGTERM, not the SIGKILL fallback
+    assert docker("kill", killed).returncode == 0
+    assert docker("wait", killed).stdout.strip() == "137"
+    assert inspect(killed, "{{.State.ExitCode}}") == "137"
+
+
+def test_memory_limit_reaches_the_guest(image: str, detached: list[str]) -> None:
+    """`--memory 256m`: the guest's RAM is 256 MiB minus 8 MiB of host overhead, mapped from
+    0x10000 in the guest's process (the container's pid), inside a 256 MiB cgroup."""
+    name = start(detached, "--memory", "256m", image, "/time.spt", "sleep=60")
+    wait_logs(name, "sleeping")
+    pid = inspect(name, "{{.State.Pid}}")
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    # Guest RAM: 0x10000 up to its size, split by the unikernel's own segment permissions.
+    spans = [[int(x, 16) for x in line.split()[0].split("-")] for line in maps.splitlines()]
+    low = [(start, end) for start, end in spans if end <= 1 << 32]
+    assert low[0][0] == 0x10000, maps
+    assert max(end for _, end in low) == 248 << 20, maps
+    cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    memory = re.search(r"^\d+:memory:(.*)$", cgroup, re.M)
+    if memory:  # cgroup v1 (this host); v2 would be memory.max
+        limit = Path("/sys/fs/cgroup/memory", memory.group(1).lstrip("/"), "memory.limit_in_bytes")
+        assert int(limit.read_text()) == 256 << 20
 
 
 def test_docker_tty(image: str) -> None:
     done = subprocess.run(
-        ["docker", "run", "--rm", "-t", "--runtime=runnc-py", image, "/hello.spt", "tty"],
+        ["docker", *RUN, "--rm", "-t", image, "/hello.spt", "tty"],
         capture_output=True,
         timeout=60,
     )
@@ -158,37 +190,103 @@ def test_docker_tty(image: str) -> None:
     assert b"Hello, World\r\nCommand line is: 'tty'\r\n" in done.stdout
 
 
-def test_docker_stop_is_prompt(image: str) -> None:
-    name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
-    done = docker("run", "-d", "--name", name, "--runtime=runnc-py", image, "/time.spt", "sleep=60")
-    assert done.returncode == 0, done.stderr
-    try:
-        assert docker("stop", name).returncode == 0
-        code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
-        assert code == "143"  # SIGTERM ended the guest: Docker's SIGKILL fallback would be 137
-    finally:
-        docker("rm", "-f", name)
-
-
 def test_docker_reports_bad_image_clearly(image: str) -> None:
-    done = docker("run", "--rm", "--runtime=runnc-py", image, "/bin/sh")
+    done = docker(*RUN, "--rm", image, "/bin/sh")
     assert done.returncode != 0
     assert "'/bin/sh' is not a unikernel" in done.stderr  # our --log entry, relayed by the shim
 
 
-def test_docker_network_is_the_guests(image: str) -> None:
+# ---------------------------------------------------------------------------- network
+
+
+def test_docker_network_is_the_guests(image: str, detached: list[str]) -> None:
     """The bridge network libnetwork's prestart hook sets up goes to the guest: its address and
     MAC are the ones Docker assigned. No traffic is sent (Docker's bridge is not ours)."""
-    name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
-    done = docker("run", "-d", "--name", name, "--runtime=runnc-py", image, "/net.spt")
+    name = start(detached, image, "/net.spt")
+    logs = wait_logs(name, "net: ready")
+    settings = json.loads(inspect(name, "{{json .NetworkSettings}}"))
+    assert f"net: ipv4 {settings['IPAddress']}/{settings['IPPrefixLen']}" in logs
+    assert f"mac {settings['MacAddress']} mtu" in logs
+
+
+def test_network_none(image: str) -> None:
+    """--network none: a guest without network devices runs; one with a device is refused with
+    one line (there is nothing to attach it to)."""
+    done = docker(*RUN, "--rm", "--network", "none", image, "/hello.spt")
     assert done.returncode == 0, done.stderr
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "net: ready" not in (logs := docker("logs", name).stdout):
-            assert time.monotonic() < deadline, logs
-            time.sleep(0.1)
-        settings = json.loads(docker("inspect", "-f", "{{json .NetworkSettings}}", name).stdout)
-        assert f"net: ipv4 {settings['IPAddress']}/{settings['IPPrefixLen']}" in logs
-        assert f"mac {settings['MacAddress']} mtu" in logs
-    finally:
-        docker("rm", "-f", name)
+    assert "Hello, World" in done.stdout
+    done = docker(*RUN, "--rm", "--network", "none", image, "/net.spt")
+    assert done.returncode != 0
+    assert "network device(s) service0 have nothing to attach" in done.stderr
+
+
+@pytest.fixture
+def bridge(dockerd: DockerEngine) -> Iterator[str]:
+    """A user-defined bridge network that is `--internal`: no route out, no NAT; traffic on
+    it stays between its containers."""
+    name = unique("runnc-py-e2e-net")
+    done = docker("network", "create", "--internal", "--driver", "bridge", name)
+    assert done.returncode == 0, done.stderr
+    yield name
+    docker("network", "rm", name)
+
+
+def test_ping_the_guest_from_a_second_container(
+    image: str, busybox_image: str, bridge: str, detached: list[str]
+) -> None:
+    guest = start(detached, "--network", bridge, image, "/net.spt")
+    wait_logs(guest, "net: ready")
+    address = inspect(guest, f'{{{{(index .NetworkSettings.Networks "{bridge}").IPAddress}}}}')
+    assert address
+    done = docker(
+        "run", "--rm", "--network", bridge, busybox_image, "ping", "-c", "3", "-W", "5", address
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 packets received" in done.stdout
+
+
+# ---------------------------------------------------------------------------- files, mounts
+
+
+def _state_file(container: str) -> Path:
+    """runnc-py's state.json of a Docker container (the shim's --root is Docker's choice)."""
+    found = list(Path("/run/docker").glob(f"runtime-*/*/{container}/state.json"))
+    found += list(Path("/run/containerd").glob(f"**/{container}/state.json"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def debugfs_cat(image: Path, path: str) -> str:
+    done = subprocess.run(["debugfs", "-R", f"cat {path}", str(image)], capture_output=True)
+    return done.stdout.decode()
+
+
+def test_lkl_image_gets_dockers_resolv_conf_hosts_hostname(image: str, detached: list[str]) -> None:
+    """An LKL-shaped guest (block device `rootfs`) gets the image as its own ext4 copy, with
+    the files Docker manages for the container written in (read back while it runs)."""
+    name = start(detached, "--hostname", "uk-e2e", image, "/rootfs.spt", "sleep=60")
+    wait_logs(name, "sleeping")
+    assert "rootfs: ext4 ok" in docker("logs", name).stdout
+    container = inspect(name, "{{.Id}}")
+    copy = Path(json.loads(_state_file(container).read_text())["rootfsImage"])
+    for field, path in (
+        ("ResolvConfPath", "/etc/resolv.conf"),
+        ("HostsPath", "/etc/hosts"),
+        ("HostnamePath", "/etc/hostname"),
+    ):
+        engine_file = Path(inspect(name, "{{." + field + "}}"))
+        assert debugfs_cat(copy, path) == engine_file.read_text(), path
+    assert debugfs_cat(copy, "/etc/hostname") == "uk-e2e\n"
+    assert debugfs_cat(copy, "/etc/motd") == "in the image\n"
+    assert docker("stop", name).returncode == 0
+    assert not copy.exists()
+
+
+def test_host_directory_volume_is_refused_with_one_line(image: str, tmp_path: Path) -> None:
+    done = docker(*RUN, "--rm", "-v", f"{tmp_path}:/data", image, "/hello.spt")
+    assert done.returncode != 0
+    line = f"bind mount {tmp_path} -> /data cannot reach a unikernel"
+    # One line of ours, inside the one line the docker CLI prints for a failed create.
+    ours = [text for text in done.stderr.splitlines() if "unikernel" in text]
+    assert len(ours) == 1 and ours[0].count(line) == 1, done.stderr
+    assert "set annotation org.runnc-py.mounts=ignore" in ours[0]
