@@ -42,11 +42,16 @@ APT_PACKAGES = {
     "mount": "mount",
     "losetup": "mount",
     "unshare": "util-linux",
+    "podman": "podman",  # e2e: tests/e2e/test_podman.py
+    "containerd": "containerd",  # e2e: ctr and the Kubernetes CRI path
+    "ctr": "containerd",
+    "busybox": "busybox-static",  # e2e: the ordinary (runc) containers next to ours
 }
 APT_LIBS = {
     "/usr/include/seccomp.h": "libseccomp-dev",  # pyseccomp loads libseccomp.so
     "/usr/include/sys/capability.h": "libcap-dev",  # python-prctl builds against it
     "/usr/include/jansson.h": "libjansson-dev",  # the C front end reads state.json with it
+    "/usr/lib/cni/bridge": "containernetworking-plugins",  # podman's default network (CNI)
 }
 
 
