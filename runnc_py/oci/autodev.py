@@ -31,12 +31,14 @@ from runnc_py.oci.plan import PREFIX, resolve_in_root
 
 if TYPE_CHECKING:
     from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.net.cmdline import GuestLine
     from runnc_py.oci.mounts import EngineFile
     from runnc_py.oci.spec import Spec
     from runnc_py.rootfs import ImageInfo
     from runnc_py.unikernel.manifest import Manifest
 
 NET_CONFIG_KEY = PREFIX + "net.config"  # runnc_py.net.config.CONFIG_ANNOTATION (not imported)
+CMDLINE_KEY = PREFIX + "cmdline"
 ROOTFS_KEY = PREFIX + "rootfs"
 ROOTFS_DEVICE_KEY = PREFIX + "rootfs.device"
 ROOTFS_MODES = ("ext4", "none")
@@ -144,17 +146,12 @@ def plan_auto_devices(
 
 
 def rootfs_copy_path(state_root: str, container_id: str) -> str:
-    """Where the container's own rootfs image goes: `<cache root>/containers/<id>-<h>.ext4`.
-
-    `h` tells apart containers of one ID under two `--root`s; the ID is cut to keep the name
-    within NAME_MAX (runc allows 1024-character IDs).
-    """
-    import hashlib
-
+    """Where the container's own rootfs image goes: `<cache root>/containers/<name>` (the
+    name: runnc_py.oci.state.rootfs_copy_name)."""
     from runnc_py import cachedir
+    from runnc_py.oci.state import rootfs_copy_name
 
-    digest = hashlib.sha256(f"{state_root}\0{container_id}".encode()).hexdigest()[:12]
-    name = f"{container_id[:100]}-{digest}.ext4"
+    name = rootfs_copy_name(state_root, container_id)
     return os.path.join(cachedir.cache_root(), CONTAINERS_DIR, name)
 
 
@@ -218,6 +215,19 @@ class NetworkJob:
     resolv_conf: str | None = None
     owner: int | None = None
     group: int | None = None
+    line: GuestLine | None = None  # the guest's words before encoding (None: the request's)
+
+
+def guest_line(spec: Spec) -> GuestLine:
+    """What `create` asks the guest to see (runnc_py.net.cmdline encodes it per family):
+    `process.env` unless `org.runnc-py.cmdline=args` says not to."""
+    from runnc_py.net.cmdline import GuestLine
+    from runnc_py.oci.plan import guest_argv
+
+    mode = spec.annotations.get(CMDLINE_KEY)
+    program, args = guest_argv(spec)
+    env = () if mode == "args" else tuple(spec.env)
+    return GuestLine(args=tuple(args), env=env, program=program, with_env=mode == "env")
 
 
 def resolv_conf_path(spec: Spec) -> str | None:
@@ -253,6 +263,7 @@ def network_job(
         resolv_conf=resolv_conf_path(spec),
         owner=owner,
         group=group,
+        line=guest_line(spec),
     )
 
 
@@ -279,6 +290,7 @@ def wire_network(job: NetworkJob, req: LaunchRequest) -> LaunchRequest:
         req,
         job.names,
         kind=job.kind,
+        line=job.line,
         # A path another process can open later: `delete` unwires through it.
         netns=job.netns or f"/proc/{os.getpid()}/ns/net",
         resolv_conf=job.resolv_conf,

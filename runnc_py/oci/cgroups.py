@@ -115,6 +115,26 @@ class Cgroup:
         }
 
     @classmethod
+    def from_record(cls, d: Mapping[str, Any], layout: CgroupLayout) -> Cgroup:
+        """The handle for a cgroup recorded in state.json, rebuilt on the mounts detected now
+        (docs/state.md, rule 5): the recorded mounts are never used, the path must be plain,
+        and `created` keeps only directories on those mounts above the path. So a tampered
+        record cannot make `kill --all` read pids, or `delete` rmdir, outside our cgroups."""
+        recorded = cls.from_json(d)
+        where = "state: cgroup"
+        path = recorded.path
+        if recorded.version != layout.version:
+            raise RunncError(
+                f"recorded for cgroup v{recorded.version}, the host runs v{layout.version}",
+                where=where,
+            )
+        if os.path.normpath(path) != path or "/../" in f"{path}/" or path.startswith("//"):
+            raise RunncError(f"corrupt cgroup entry (path {path!r} is not plain)", where=where)
+        ancestors = {cls._dir(m, p) for m in layout.mounts.values() for p in _ancestors(path)}
+        created = [c for c in recorded.created if c in ancestors]
+        return cls(layout.version, path, layout.mounts, created)
+
+    @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Cgroup:
         where = "state: cgroup"
         if not isinstance(d, Mapping):
@@ -285,6 +305,25 @@ class Cgroup:
             found.update(int(p) for p in text.split())
         return sorted(found)
 
+    def signal(self, signum: int) -> None:
+        """Send SIGNUM to every process in the cgroup (`kill --all`). Each pid read from
+        cgroup.procs is pinned by a pidfd and re-checked to be inside before the signal, so a
+        pid that left and was recycled in between is not hit."""
+        import _signal
+
+        for pid in self.pids():
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
+                if in_cgroup(pid, self.path):
+                    _signal.pidfd_send_signal(fd, signum)
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(fd)
+
     # -- freezer
 
     def freeze(self) -> None:
@@ -388,6 +427,25 @@ class Cgroup:
                         detail = f"still holds pids {left}" if left else exc.strerror
                         raise RunncError(f"cannot remove cgroup: {detail}", where=d) from exc
                     time.sleep(0.01)  # killed tasks are still leaving
+
+
+def _ancestors(path: str) -> list[str]:
+    """The proper ancestors of a cgroup path, without the root: /a/b/c -> [/a, /a/b]."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def in_cgroup(pid: int, path: str) -> bool:
+    """True if PID is in cgroup PATH or below it, by /proc/PID/cgroup (any hierarchy)."""
+    try:
+        text = _read(f"/proc/{pid}/cgroup")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        member = line.split(":", 2)[-1]
+        if member == path or member.startswith(path + "/"):
+            return True
+    return False
 
 
 def _procs(d: str) -> list[int]:

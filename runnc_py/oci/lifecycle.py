@@ -24,8 +24,10 @@ from runnc_py.oci.state import (
     ContainerState,
     Lock,
     Store,
+    check_own_dir,
     pid_matches,
     proc_start_time,
+    signal_verified,
 )
 
 TYPE_CHECKING = False
@@ -48,7 +50,8 @@ def container_dir(g: Globals, container_id: str) -> str:
     container is one of its own (see delegate.py)."""
     store = Store(g.root)
     path = store.dir(container_id)
-    if os.path.isdir(path):
+    if os.path.lexists(path):
+        check_own_dir(path, container_id)
         return path
     if os.path.isdir(os.path.join(store.delegate_root(), container_id)):
         if g.delegate:
@@ -64,9 +67,9 @@ def container_dir(g: Globals, container_id: str) -> str:
 def _cgroup(state: ContainerState) -> Cgroup | None:
     if not state.cgroup:
         return None
-    from runnc_py.oci.cgroups import Cgroup
+    from runnc_py.oci.cgroups import Cgroup, CgroupLayout
 
-    return Cgroup.from_json(state.cgroup)
+    return Cgroup.from_record(state.cgroup, CgroupLayout.detect())
 
 
 def _wait_gone(pid: int, start: int | None, timeout: float = KILL_WAIT) -> bool:
@@ -96,11 +99,7 @@ def _signal(pid: int, signum: int) -> bool:
 
 def _kill_init(state: ContainerState) -> None:
     """SIGKILL the init (thawing it if frozen, or it could not die) and wait for its death."""
-    if not state.init_alive():
-        return
-    try:
-        os.kill(state.pid, 9)
-    except ProcessLookupError:
+    if not signal_verified(state.pid, state.pid_start, 9):
         return
     cgroup = _cgroup(state)
     if cgroup is not None and state.paused:
@@ -119,8 +118,10 @@ def _teardown(
     """Remove everything a container has on this host: init, network wiring, rootfs image,
     cgroup, state dir (pid file). What cannot be undone is reported through WARN."""
     _kill_init(state)
-    _release_devices(store, state, warn)
     cgroup = _cgroup(state)
+    if cgroup is not None:
+        _kill_members(cgroup)  # anything the state did not name (or named wrongly)
+    _release_devices(store, state, warn)
     if cgroup is not None:
         cgroup.remove()
     if pid_file and os.path.lexists(pid_file):
@@ -158,6 +159,54 @@ def _release_devices(
     for problem in problems:
         if warn is not None:
             warn(f"{state.id}: {problem}")
+
+
+def _kill_members(cgroup: Cgroup) -> list[int]:
+    """SIGKILL every process in CGROUP and wait (bounded) until it is empty; the pids found."""
+    found = cgroup.pids()
+    if found:
+        if cgroup.is_frozen():
+            cgroup.thaw()  # a frozen task cannot act on SIGKILL
+        cgroup.signal(9)
+        deadline = time.monotonic() + KILL_WAIT
+        while cgroup.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return found
+
+
+def _teardown_unrecorded(g: Globals, store: Store, container_id: str, why: RunncError) -> None:
+    """`delete --force` without a usable state.json (docs/state.md, rule 7): kill what is in
+    the default cgroup, unwire net.json, remove the derived rootfs copy and the directory, and
+    say what could not be identified."""
+    from runnc_py.oci.autodev import rootfs_copy_path
+    from runnc_py.oci.cgroup_plan import cgroup_path
+    from runnc_py.oci.cgroups import Cgroup, CgroupLayout
+
+    layout = CgroupLayout.detect()
+    default_path = cgroup_path(container_id, None, g.systemd_cgroup)
+    cgroup = Cgroup(layout.version, default_path, layout.mounts)
+    killed = _kill_members(cgroup)
+    problems: list[str] = []
+    try:
+        cgroup.remove()
+    except RunncError as exc:
+        problems.append(exc.line())
+    image = rootfs_copy_path(store.root, container_id)
+    stub = ContainerState(
+        id=container_id,
+        bundle="",
+        rootfs="",
+        created="",
+        rootfs_image=image if os.path.exists(image) else None,
+    )
+    _release_devices(store, stub, problems.append)
+    store.remove(container_id)
+    g.log.warning(
+        f"{container_id}: state unusable ({why.message}); removed what can be derived without "
+        f"it: cgroup {cgroup.path} ({len(killed)} processes killed), the network journal, the "
+        "rootfs copy. An init outside that cgroup or a custom linux.cgroupsPath could not be "
+        "found" + "".join(f"; {p}" for p in problems)
+    )
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -225,14 +274,16 @@ def create(
     console_socket: str | None = None,
     *,
     foreground: bool = False,
+    preserve_fds: int = 0,
 ) -> int:
     """Create the container: an init process waiting for `start`. Returns its pid.
 
     FOREGROUND (`run` without --detach): a terminal without --console-socket is allowed and
-    the guest uses the inherited stdio.
+    the guest uses the inherited stdio. PRESERVE_FDS: runc's --preserve-fds (oci/fds.py).
     """
     from runnc_py.monitor import launch
     from runnc_py.oci import autodev, cgroup_plan, cgroups, security
+    from runnc_py.oci.fds import check_handed_fds, preserved_fds
     from runnc_py.oci.hooks import run_hooks
     from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
     from runnc_py.oci.log import _timestamp
@@ -241,7 +292,6 @@ def create(
     from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
     from runnc_py.oci.spec import load_spec
     from runnc_py.oci.state import check_id
-    from runnc_py.unikernel.cache import load_unikernel_cached
 
     store = Store(g.root)
     check_id(container_id)
@@ -262,9 +312,10 @@ def create(
     # A bind mount the guest cannot see is refused here; the engine's files go in its image.
     engine_files = plan_mounts(spec.raw.get("mounts") or (), spec.annotations)
     request = plan.request()
-    auto = autodev.plan_auto_devices(
-        spec.annotations, load_unikernel_cached(plan.unikernel).manifest, request
-    )
+    # Only the fds the caller preserved may reach the guest (oci/fds.py).
+    preserved = preserved_fds(preserve_fds)
+    check_handed_fds(request.nets, preserved)
+    auto = autodev.plan_auto_devices(spec.annotations, launch.load_image(request).manifest, request)
     rootfs_image = (
         autodev.rootfs_copy_path(store.root, container_id) if auto.rootfs_device else None
     )
@@ -341,6 +392,7 @@ def create(
                 security=sec,
                 log=g.log,
                 network=autodev.network_job(spec, auto, directory, sec.uid, sec.gid),
+                keep_fds=(*preserved, *plan.fds()),
             )
             parent_chan, init_chan = channel_pair()
             pid = os.fork()
@@ -356,6 +408,7 @@ def create(
                     # container from inside its own init.
                     os._exit(1)
             init_chan.close()
+            plan.close()  # the init has its own copies
             if slave is not None:
                 os.close(slave)
             state.pid, state.pid_start = pid, proc_start_time(pid)
@@ -473,12 +526,11 @@ def kill(g: Globals, container_id: str, signal: str = "SIGTERM", *, all_: bool =
         # containerd's shim recognises "container not running" as "already gone".
         if status in (STOPPED, CREATING):
             raise RunncError("container not running", where=container_id)
-        pids = [state.pid]
+        # Gone since we looked (ESRCH): the purpose is met.
+        signal_verified(state.pid, state.pid_start, signum)
         cgroup = _cgroup(state) if all_ else None
         if cgroup is not None:
-            pids = sorted(set(pids) | set(cgroup.pids()))
-        for pid in pids:
-            _signal(pid, signum)  # ESRCH: it died since we looked; the purpose is met
+            cgroup.signal(signum)
         if signum == 9 and status == PAUSED:
             # A frozen task cannot act on SIGKILL until thawed.
             frozen = _cgroup(state)
@@ -497,12 +549,12 @@ def delete(g: Globals, container_id: str, *, force: bool = False) -> None:
     with Lock(path):
         try:
             state = store.load(container_id)
-        except RunncError:
+        except RunncError as exc:
             if not force:
                 raise
             # Unreadable or missing state.json (a create killed before its first save, or
-            # tampering): nothing recorded to clean but the directory itself.
-            store.remove(container_id)
+            # tampering): clean what can be derived without it.
+            _teardown_unrecorded(g, store, container_id, exc)
             return
         status = state.status(path)
         if status in (RUNNING, PAUSED, CREATING) and not force:
@@ -604,11 +656,20 @@ def run(
     console_socket: str | None = None,
     *,
     detach: bool = False,
+    preserve_fds: int = 0,
 ) -> int:
     """create + start, then (unless DETACH) wait for the guest, delete, return its status."""
     import signal as signal_module
 
-    pid = create(g, container_id, bundle, pid_file, console_socket, foreground=not detach)
+    pid = create(
+        g,
+        container_id,
+        bundle,
+        pid_file,
+        console_socket,
+        foreground=not detach,
+        preserve_fds=preserve_fds,
+    )
     forwarded = (
         signal_module.SIGTERM,
         signal_module.SIGINT,

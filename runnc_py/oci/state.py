@@ -85,9 +85,101 @@ def proc_start_time(pid: int) -> int | None:
 
 
 def pid_matches(pid: int, start: int | None) -> bool:
-    """True while PID is the very process recorded with START (not a recycled pid)."""
-    now = proc_start_time(pid)
-    return now is not None and (start is None or now == start)
+    """True while PID is the very process recorded with START (not a recycled pid).
+
+    A pid recorded without its start time is never ours: it cannot be told from a recycled one.
+    """
+    return start is not None and proc_start_time(pid) == start
+
+
+def signal_verified(pid: int, start: int | None, signum: int) -> bool:
+    """Send SIGNUM to PID only if it is still the process recorded with START (docs/state.md,
+    rule 4). The pidfd is opened before the start time is checked, so a pid recycled between
+    the check and the signal cannot receive it. False if the process is gone (or another)."""
+    import _signal  # the C half of `signal`, without the enum import
+
+    if pid <= 0 or start is None:
+        return False
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if proc_start_time(pid) != start:
+            return False
+        _signal.pidfd_send_signal(fd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+# ---------------------------------------------------------------------------- trust
+
+
+_NOT_WRITABLE_BY_OTHERS = 0o022
+_STICKY = 0o1000
+MAX_STATE_BYTES = 4 << 20
+
+
+def _mode_problem(st: os.stat_result, *, allow_sticky: bool, owners: tuple[int, ...]) -> str:
+    """Why a directory someone else could change is not to be trusted; "" if it is fine."""
+    if st.st_uid not in owners:
+        return f"is owned by uid {st.st_uid}"
+    if st.st_mode & _NOT_WRITABLE_BY_OTHERS and not (allow_sticky and st.st_mode & _STICKY):
+        return "is writable by others"
+    return ""
+
+
+def trusted_root(root: str) -> str:
+    """The real path of --root once it is known to be ours (docs/state.md, rule 1).
+
+    Checked: the root is a directory owned by us and not writable by group or others, and
+    every ancestor is owned by root or us and not writable by others unless sticky (/tmp):
+    otherwise another user could have put or swapped the state we are about to trust. A root
+    that does not exist yet is returned as is: there is nothing in it to trust.
+    """
+    import stat
+
+    real = os.path.realpath(root)
+    try:
+        st = os.lstat(real)
+    except FileNotFoundError:
+        return real
+    except OSError as exc:
+        raise RunncError(f"cannot inspect the state root: {exc.strerror}", where=real) from None
+    euid = os.geteuid()
+    problem = "is not a directory" if not stat.S_ISDIR(st.st_mode) else ""
+    problem = problem or _mode_problem(st, allow_sticky=False, owners=(euid,))
+    ancestor = real
+    while not problem and ancestor != "/":
+        ancestor = os.path.dirname(ancestor)
+        why = _mode_problem(os.lstat(ancestor), allow_sticky=True, owners=(0, euid))
+        if why:
+            problem = f"is inside {ancestor}, which {why}"
+    if problem:
+        raise RunncError(f"refusing the state root: it {problem}", where=real)
+    return real
+
+
+def check_own_dir(path: str, where: str) -> None:
+    """A container directory is trusted only if it is a real directory (no symlink), ours and
+    not writable by others (docs/state.md, rule 2). Raises "does not exist" when missing."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise RunncError("container does not exist", where=where) from None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symlink"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    else:
+        problem = _mode_problem(st, allow_sticky=False, owners=(os.geteuid(),))
+    if problem:
+        raise RunncError(f"refusing the container directory {path}: it {problem}", where=where)
 
 
 def derive_status(
@@ -101,6 +193,63 @@ def derive_status(
     if phase == CREATED and fifo_waiting:
         return CREATED
     return PAUSED if paused else RUNNING
+
+
+def _is_int(value: object, low: int = 0) -> bool:
+    return type(value) is int and value >= low
+
+
+def _process_problem(data: dict[str, Any], pid_key: str, start_key: str) -> str:
+    """A recorded process: a pid >= 0 and, when it names one, its start time (rule 4)."""
+    pid = data.get(pid_key, 0)
+    if not _is_int(pid):
+        return f"{pid_key} must be an integer >= 0"
+    start = data.get(start_key)
+    if pid > 0 and not _is_int(start):
+        return f"{start_key} must be an integer when {pid_key} is set"
+    if start is not None and not _is_int(start):
+        return f"{start_key} must be an integer or null"
+    return ""
+
+
+def _state_problem(data: dict[str, Any]) -> str:
+    """What is wrong with a state.json object (its types and ranges, docs/state.md); "" if
+    nothing. Pure: every field a verb later acts on is checked here, once."""
+    for key in ("id", "bundle", "rootfs", "created"):
+        if not isinstance(data.get(key), str):
+            return f"{key} must be a string"
+    if not isinstance(data.get("owner", ""), str):
+        return "owner must be a string"
+    problem = _process_problem(data, "pid", "pidStart") or _process_problem(
+        data, "creator", "creatorStart"
+    )
+    if problem:
+        return problem
+    if data.get("phase", CREATING) not in (CREATING, CREATED, RUNNING):
+        return "phase must be creating, created or running"
+    if type(data.get("paused", False)) is not bool:
+        return "paused must be true or false"
+    annotations = data.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        return "annotations must map strings to strings"
+    hooks = data.get("hooks") or {}
+    if not isinstance(hooks, dict) or not all(
+        k in ("poststart", "poststop")
+        and isinstance(v, list)
+        and all(isinstance(h, dict) for h in v)
+        for k, v in hooks.items()
+    ):
+        return "hooks must map poststart/poststop to lists of hooks"
+    cgroup = data.get("cgroup")
+    if cgroup is not None and not isinstance(cgroup, dict):
+        return "cgroup must be an object or null"
+    image = data.get("rootfsImage")
+    if image is not None and not (isinstance(image, str) and os.path.isabs(image)):
+        # `delete` unlinks this path: Store.load also checks it is the one create derives.
+        return "rootfsImage must be an absolute path or null"
+    return ""
 
 
 class ContainerState:
@@ -184,36 +333,26 @@ class ContainerState:
             raise RunncError("not a runnc-py container (foreign state directory)", where=where)
         if data[MARKER] != FORMAT_VERSION:
             raise RunncError(f"state format {data[MARKER]!r} is not {FORMAT_VERSION}", where=where)
-        try:
-            state = cls(
-                id=data["id"],
-                bundle=data["bundle"],
-                rootfs=data["rootfs"],
-                created=data["created"],
-                owner=data.get("owner", ""),
-                annotations=data.get("annotations") or {},
-                pid=int(data.get("pid") or 0),
-                pid_start=data.get("pidStart"),
-                phase=data.get("phase", CREATING),
-                creator=int(data.get("creator") or 0),
-                creator_start=data.get("creatorStart"),
-                paused=bool(data.get("paused")),
-                cgroup=data.get("cgroup"),
-                hooks=data.get("hooks") or {},
-                rootfs_image=data.get("rootfsImage"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RunncError(f"corrupt state: bad or missing {exc}", where=where) from None
-        if not all(
-            isinstance(v, str) for v in (state.id, state.bundle, state.rootfs, state.created)
-        ):
-            raise RunncError("corrupt state: id/bundle/rootfs/created must be strings", where=where)
-        if state.rootfs_image is not None and not (
-            isinstance(state.rootfs_image, str) and os.path.isabs(state.rootfs_image)
-        ):
-            # `delete` unlinks this path: it must be one we wrote.
-            raise RunncError("corrupt state: rootfsImage must be an absolute path", where=where)
-        return state
+        problem = _state_problem(data)
+        if problem:
+            raise RunncError(f"corrupt state: {problem}", where=where)
+        return cls(
+            id=data["id"],
+            bundle=data["bundle"],
+            rootfs=data["rootfs"],
+            created=data["created"],
+            owner=data.get("owner", ""),
+            annotations=data.get("annotations") or {},
+            pid=data.get("pid", 0),
+            pid_start=data.get("pidStart"),
+            phase=data.get("phase", CREATING),
+            creator=data.get("creator", 0),
+            creator_start=data.get("creatorStart"),
+            paused=data.get("paused", False),
+            cgroup=data.get("cgroup"),
+            hooks=data.get("hooks") or {},
+            rootfs_image=data.get("rootfsImage"),
+        )
 
     # -- observation ------------------------------------------------------------------
 
@@ -245,6 +384,41 @@ class ContainerState:
         }
 
 
+def _read_own_file(path: str, limit: int) -> bytes:
+    """Read a regular file of ours (not a symlink, not writable by others) of at most LIMIT
+    bytes (docs/state.md, rule 3). ValueError says why a file is refused."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        problem = _mode_problem(st, allow_sticky=False, owners=(os.geteuid(),))
+        if problem:
+            raise ValueError(f"it {problem}")
+        if st.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        chunks = []
+        while data := os.read(fd, limit + 1):
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def rootfs_copy_name(state_root: str, container_id: str) -> str:
+    """The file name of a container's own rootfs image (in the cache's containers/ dir).
+
+    The digest tells apart containers of one ID under two `--root`s; the ID is cut to keep the
+    name within NAME_MAX (runc allows 1024-character IDs).
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{state_root}\0{container_id}".encode()).hexdigest()[:12]
+    return f"{container_id[:100]}-{digest}.ext4"
+
+
 class Lock:
     """An exclusive flock on `<dir>/lock`: serializes every verb on one container."""
 
@@ -258,7 +432,7 @@ class Lock:
         try:
             # No O_CREAT: `make_dir` creates the file; re-creating it here would race with
             # `delete` emptying the directory.
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             raise RunncError(
                 "container does not exist", where=os.path.basename(os.path.dirname(self.path))
@@ -276,21 +450,30 @@ class Store:
     """The state directory root given by --root."""
 
     def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+        self.root = trusted_root(root)
 
     def dir(self, container_id: str) -> str:
         return os.path.join(self.root, check_id(container_id))
+
+    def checked_dir(self, container_id: str) -> str:
+        """The container's directory, once it is known to be ours (docs/state.md, rule 2)."""
+        path = self.dir(container_id)
+        check_own_dir(path, container_id)
+        return path
 
     def delegate_root(self) -> str:
         return os.path.join(self.root, DELEGATE_DIR)
 
     def exists(self, container_id: str) -> bool:
-        return os.path.isdir(self.dir(container_id))
+        return os.path.lexists(self.dir(container_id))
 
     def make_dir(self, container_id: str) -> str:
         """Create the container's directory; refuses an ID that is taken (here or delegated)."""
         path = self.dir(container_id)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        if not os.path.isdir(self.root):
+            # runc's mode: only we may look at which containers exist.
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            self.root = trusted_root(self.root)
         if os.path.isdir(os.path.join(self.delegate_root(), container_id)):
             raise RunncError(
                 "container with this ID already exists (delegated)", where=container_id
@@ -305,19 +488,20 @@ class Store:
         return path
 
     def load(self, container_id: str) -> ContainerState:
-        path = os.path.join(self.dir(container_id), STATE_FILE)
+        path = os.path.join(self.checked_dir(container_id), STATE_FILE)
         try:
-            with open(path, "rb") as f:
-                text = f.read()
+            text = _read_own_file(path, MAX_STATE_BYTES)
         except FileNotFoundError:
-            if os.path.isdir(os.path.dirname(path)):
-                raise RunncError(
-                    "state.json is missing (interrupted create?): `delete --force` removes it",
-                    where=container_id,
-                ) from None
-            raise RunncError("container does not exist", where=container_id) from None
+            raise RunncError(
+                "state.json is missing (interrupted create?): `delete --force` removes it",
+                where=container_id,
+            ) from None
         except OSError as exc:
             raise RunncError(f"cannot read {path}: {exc.strerror}", where=container_id) from None
+        except ValueError as exc:
+            raise RunncError(
+                f"refusing {path}: {exc}; `delete --force` removes it", where=container_id
+            ) from None
         try:
             data = fastjson.loads(text)
         except ValueError:
@@ -329,6 +513,11 @@ class Store:
             raise RunncError(
                 f"state file names another container ({state.id!r})", where=container_id
             )
+        if state.rootfs_image is not None and os.path.basename(
+            state.rootfs_image
+        ) != rootfs_copy_name(self.root, container_id):
+            # `delete` unlinks this path: only the one `create` derives for this container.
+            raise RunncError("corrupt state: rootfsImage is not this container's", where=path)
         return state
 
     def save(self, state: ContainerState) -> None:
@@ -336,7 +525,9 @@ class Store:
         directory = self.dir(state.id)
         tmp = os.path.join(directory, f".{STATE_FILE}.{os.getpid()}")
         data = fastjson.dumps(state.to_json()).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         try:
             os.write(fd, data)
         finally:

@@ -165,12 +165,18 @@ def test_remove_rootfs_copy(tmp_path: Path) -> None:
 def test_state_records_the_rootfs_image(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     store.make_dir("c1")
-    state = ContainerState("c1", "/b", "/b/rootfs", "t", rootfs_image="/c/containers/c1-a.ext4")
+    image = autodev.rootfs_copy_path(store.root, "c1")
+    state = ContainerState("c1", "/b", "/b/rootfs", "t", rootfs_image=image)
     store.save(state)
-    assert store.load("c1").rootfs_image == "/c/containers/c1-a.ext4"
+    assert store.load("c1").rootfs_image == image
     state.rootfs_image = "relative.ext4"
     store.save(state)
     with pytest.raises(RunncError, match="rootfsImage must be an absolute path"):
+        store.load("c1")
+    # `delete` unlinks it: another container's copy (or any other file) is refused.
+    state.rootfs_image = autodev.rootfs_copy_path(store.root, "c2")
+    store.save(state)
+    with pytest.raises(RunncError, match="rootfsImage is not this container's"):
         store.load("c1")
 
 
