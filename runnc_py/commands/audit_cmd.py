@@ -43,7 +43,7 @@ def _device_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _root(ctx: click.Context) -> str:
-    from runnc_py.cli import Globals
+    from runnc_py.globals import Globals
 
     g = ctx.find_object(Globals)
     return g.root if g is not None else "/run/runnc-py"

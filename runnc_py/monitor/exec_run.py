@@ -16,7 +16,7 @@ from runnc_py.monitor.tender_args import (
 )
 
 if TYPE_CHECKING:
-    from runnc_py.cli import Globals
+    from runnc_py.globals import Globals
 
 
 def run_exec(g: Globals, argv: list[str]) -> int:
