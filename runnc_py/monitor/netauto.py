@@ -12,14 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.launch import LaunchRequest, boot_unprivileged, prepare
 from runnc_py.unikernel.cache import load_unikernel_cached
-
-if TYPE_CHECKING:
-    from runnc_py.monitor.launch import Prepared
 
 DEFAULT_CONFIG = "solo5-cmdline"
 RESOLV_CONF = "/etc/resolv.conf"
@@ -45,11 +42,10 @@ def exec_with_auto_network(req: LaunchRequest, config_kind: str = DEFAULT_CONFIG
     wired = handed.record.wired
     assert wired is not None  # hand_over always wires
     try:
-        prepared = prepare(handed.request)
+        status = _run_supervised(handed.request)
     except BaseException:
         unwire(wired)
         raise
-    status = _run_supervised(prepared)
     try:
         unwire(wired)
     except RunncError as exc:
@@ -57,17 +53,18 @@ def exec_with_auto_network(req: LaunchRequest, config_kind: str = DEFAULT_CONFIG
     _end_like(status)
 
 
-def _run_supervised(prepared: Prepared) -> int:
-    """Boot PREPARED in a child, forward termination signals to it, return its wait status."""
+def _run_supervised(req: LaunchRequest) -> int:
+    """Prepare and boot REQ in a child, forward termination signals to it, return its wait
+    status. The child prepares: an hvt VM belongs to the process that created it (KVM_RUN
+    from a forked child fails with EIO)."""
     pid = os.fork()
     if pid == 0:
         try:
-            boot_unprivileged(prepared)
+            boot_unprivileged(prepare(req))
         except RunncError as exc:
             print(f"runnc-py: {exc.line()}", file=sys.stderr, flush=True)
         finally:
             os._exit(1)
-    prepared.close()  # the child has its own copies
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
     _, status = os.waitpid(pid, 0)  # PEP 475: retried across the forwarded signals
