@@ -249,13 +249,20 @@ def guest_args(args: tuple[str, ...], env: tuple[str, ...], mode: str) -> tuple[
         )
     if mode == "args":
         return args
-    for i, item in enumerate(env):
-        if "=" not in item or any(c.isspace() for c in item):
-            raise RunncError(
-                "must be KEY=VALUE without whitespace to travel on the guest command line",
-                where=f"config.json: process.env[{i}]",
-            )
-    return (*env, "--", *args)
+    # The LKL port's form, each word escaped for its tokenizer (runnc_py.net.cmdline).
+    from runnc_py.net.cmdline import GuestLine, guest_words
+
+    return guest_words("none", GuestLine(args=args, env=env, with_env=True))
+
+
+def guest_argv(spec: Spec) -> tuple[str, tuple[str, ...]]:
+    """(program name, guest arguments) of SPEC: `process.args` without the unikernel, which
+    is `args[0]` unless `org.runnc-py.unikernel` names it and `args[0]` does not repeat it."""
+    named = spec.annotations.get(PREFIX + "unikernel")
+    if named is None:
+        return spec.args[0], spec.args[1:]
+    same = spec.args[0] in (named, os.path.basename(named))
+    return named, spec.args[1:] if same else spec.args
 
 
 # ---------------------------------------------------------------------------- annotations

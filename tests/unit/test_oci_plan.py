@@ -99,8 +99,10 @@ def test_guest_args_modes() -> None:
     assert guest_args(("a", "b"), ("K=V",), "args") == ("a", "b")
     assert guest_args(("a",), ("K=V", "P=/x"), "env") == ("K=V", "P=/x", "--", "a")
     assert guest_args((), (), "env") == ("--",)
-    with pytest.raises(RunncError, match=r"process\.env"):
-        guest_args((), ("K=has space",), "env")
+    # Escaped for the LKL port's tokenizer (runnc_py.net.cmdline); a non-KEY=VALUE is refused.
+    assert guest_args(("x y",), ("K=has space",), "env") == ("K=has\\ space", "--", "x\\ y")
+    with pytest.raises(RunncError, match=r"process\.env\[0\]"):
+        guest_args((), ("NOEQUALS",), "env")
     with pytest.raises(RunncError, match="unknown mode"):
         guest_args((), (), "json")
 
