@@ -53,6 +53,11 @@ def _config_paths(items: Sequence[str]) -> dict[str, str]:
     return paths
 
 
+# podman lowers its own RLIMIT_NPROC to 32768 when it starts (strace: setrlimit(RLIMIT_NPROC,
+# 32768)); the runtime it starts inherits that, and without CAP_SYS_RESOURCE cannot go above.
+PODMAN_OWN_NPROC = 32768
+
+
 def _registration(name: str, binary: str, delegate: str | None) -> Registration:
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         raise RunncError(
@@ -63,7 +68,7 @@ def _registration(name: str, binary: str, delegate: str | None) -> Registration:
         binary=binary,
         delegate=delegate,
         nofile_hard=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
-        nproc_hard=resource.getrlimit(resource.RLIMIT_NPROC)[1],
+        nproc_hard=min(resource.getrlimit(resource.RLIMIT_NPROC)[1], PODMAN_OWN_NPROC),
     )
 
 

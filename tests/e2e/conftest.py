@@ -189,7 +189,7 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
 
 
 @pytest.fixture(scope="session")
-def podman() -> Iterator[None]:
+def podman_engine() -> Iterator[None]:
     """podman (no daemon) with runnc-py registered by `runnc-py install --podman`."""
     need("podman", "conmon")
     reg = Registration.of("podman", CONTAINERS_CONF)

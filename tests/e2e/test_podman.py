@@ -1,0 +1,162 @@
+"""The real podman (Debian's, with conmon and CNI) with `podman run --runtime runnc-py`.
+
+The `podman` fixture (conftest.py) registers runnc-py with `runnc-py install --podman`
+(containers.conf: the runtime and, on this kind of host, `default_ulimits`); podman has no
+daemon. Images are loaded from archives built here; no registry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import run
+from tests.e2e.images import plain_archive
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+START_TIMEOUT = 30.0
+GUESTS = ("hello.spt", "time.spt", "net.spt")
+RUNC = "/usr/sbin/runc"
+
+
+def podman(*args: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+    return run(["podman", *args], timeout=timeout)
+
+
+def ours(*args: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+    return podman("run", "--runtime", "runnc-py", *args, timeout=timeout)
+
+
+def load(archive: Path) -> None:
+    done = podman("load", "-i", str(archive))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def image(
+    podman_engine: None, guests: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    tree = tmp_path_factory.mktemp("podman-image")
+    name = f"localhost/runnc-py-e2e/guests:{uuid.uuid4().hex[:12]}"
+    load(plain_archive({g: guests / g for g in GUESTS}, [], name, tree / "image.tar"))
+    yield name
+    podman("rmi", "-f", name)
+
+
+@pytest.fixture(scope="module")
+def busybox_image(podman_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tree = tmp_path_factory.mktemp("podman-busybox")
+    name = f"localhost/runnc-py-e2e/busybox:{uuid.uuid4().hex[:12]}"
+    load(plain_archive({"bin/busybox": Path("/usr/bin/busybox")}, [], name, tree / "bb.tar"))
+    yield name
+    podman("rmi", "-f", name)
+
+
+@pytest.fixture
+def names() -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for name in made:
+        podman("rm", "-f", name)
+
+
+def detached(names: list[str], *args: str) -> str:
+    name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    done = ours("-d", "--name", name, *args)
+    assert done.returncode == 0, done.stderr
+    return name
+
+
+def wait_logs(name: str, text: str) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while text not in (logs := podman("logs", name).stdout):
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.1)
+    return logs
+
+
+def test_run_and_exit_status(image: str) -> None:
+    done = ours("--rm", image, "/hello.spt", "from", "podman")
+    assert done.returncode == 0, done.stderr
+    assert "Hello, World" in done.stdout
+    assert "Command line is: 'from podman'" in done.stdout
+    done = ours("--rm", image, "/hello.spt", "exit=3")
+    assert done.returncode == 3, done.stderr
+
+
+def test_detached_logs_stop(image: str, names: list[str]) -> None:
+    name = detached(names, image, "/time.spt", "sleep=60")
+    assert "sleeping" in wait_logs(name, "sleeping")
+    assert podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+    assert podman("stop", "-t", "10", name).returncode == 0
+    assert podman("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "143"
+
+
+def test_default_network_is_the_guests(image: str, names: list[str]) -> None:
+    """podman's default network (CNI bridge) reaches the guest: the address podman assigned.
+    No traffic is sent (the bridge is podman's, not the test's)."""
+    name = detached(names, image, "/net.spt")
+    logs = wait_logs(name, "net: ready")
+    settings = json.loads(podman("inspect", "-f", "{{json .NetworkSettings}}", name).stdout)
+    assert settings["IPAddress"], settings
+    assert f"net: ipv4 {settings['IPAddress']}/{settings['IPPrefixLen']}" in logs
+
+
+def test_network_none(image: str) -> None:
+    done = ours("--rm", "--network", "none", image, "/hello.spt")
+    assert done.returncode == 0, done.stderr
+    assert "Hello, World" in done.stdout
+    done = ours("--rm", "--network", "none", image, "/net.spt")
+    assert done.returncode != 0
+    assert "network device(s) service0 have nothing to attach" in done.stderr
+
+
+def test_ordinary_image_is_delegated_to_runc(busybox_image: str, names: list[str]) -> None:
+    """With --delegate (podman's --runtime-flag), a Linux image runs under runc, from the state
+    directory runnc-py keeps for it (`<root>/.delegate`)."""
+    delegate = ("--runtime-flag", f"delegate={RUNC}")
+    done = podman(
+        *delegate,
+        "run",
+        "--runtime",
+        "runnc-py",
+        "--rm",
+        busybox_image,
+        "/bin/busybox",
+        "echo",
+        "under runc",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "under runc\n"
+    name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    done = podman(
+        *delegate,
+        "run",
+        "--runtime",
+        "runnc-py",
+        "-d",
+        "--name",
+        name,
+        busybox_image,
+        "/bin/busybox",
+        "sleep",
+        "60",
+    )
+    assert done.returncode == 0, done.stderr
+    container = podman("inspect", "-f", "{{.Id}}", name).stdout.strip()
+    state = run([RUNC, "--root", "/run/runnc-py/.delegate", "state", container])
+    assert state.returncode == 0, state.stderr
+    assert json.loads(state.stdout)["status"] == "running"
+    assert podman(*delegate, "stop", "-t", "2", name).returncode == 0
+    # Without the delegate, the same image is refused with one line.
+    done = ours("--rm", busybox_image, "/bin/busybox", "true")
+    assert done.returncode != 0
+    assert "'/bin/busybox' is not a unikernel" in done.stderr
