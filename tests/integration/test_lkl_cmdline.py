@@ -20,7 +20,13 @@ from tests.conftest import runnc_binary
 from tests.integration import test_lifecycle
 from tests.integration.netlab import Lab
 from tests.integration.test_lifecycle import Runtime, assert_gone, wait_exit
-from tests.unit.cmdline_decoders import LklParams, lkl_decode
+from tests.unit.cmdline_decoders import (
+    LklParams,
+    jsmn_members,
+    lkl_decode,
+    mirage_bootvar,
+    rumprun_parseargs,
+)
 
 pytestmark = pytest.mark.root
 
@@ -47,14 +53,19 @@ def guest_binary(guests: Path, target: str) -> Path:
     return guests / "lklcmd.spt" if target == "spt" else guests / "hvt" / "lklcmd.hvt"
 
 
-def decoded_output(text: str) -> LklParams:
-    """The guest's command line from its `lklcmd: hex` lines, split as the LKL port does."""
+def raw_line(text: str) -> str:
+    """The guest's command line, from its `lklcmd: hex` lines."""
     lines = text.splitlines()
     assert "lklcmd: end" in lines, text
     (size,) = [int(s.split()[2]) for s in lines if s.startswith("lklcmd: cmdline ")]
     raw = bytes.fromhex("".join(s[len("lklcmd: hex ") :] for s in lines if "lklcmd: hex " in s))
     assert len(raw) == size, text
-    return lkl_decode(raw.decode())
+    return raw.decode()
+
+
+def decoded_output(text: str) -> LklParams:
+    """The guest's command line split as the LKL port does."""
+    return lkl_decode(raw_line(text))
 
 
 def lkl_bundle(rt: Runtime, lab: Lab, target: str) -> Path:
@@ -114,7 +125,7 @@ def test_create_refuses_an_env_entry_the_port_would_misread(rt: Runtime, lab: La
     config["process"]["env"] = ["PATH=/bin", "--config=x"]
     (bundle / "config.json").write_text(json.dumps(config))
     cid = rt.new_id("lklbad")
-    done, out = rt.create(cid, bundle)
+    done, _ = rt.create(cid, bundle)
     assert done.returncode != 0
     message = test_lifecycle.last_error(rt)
     assert "process.env[1]" in message and "starts with -c or --" in message, message
@@ -144,3 +155,39 @@ def test_exec_net_auto_gives_the_lkl_guest_config_and_args(
     (iface,) = json.loads(got.config)["interfaces"]
     assert (iface["name"], iface["ip"], iface["ipv6"]) == ("tap", "10.77.0.2", "fd77::2")
     assert lab.state() == before, "taps, filters and addresses must be as they were"
+
+
+def net_auto(lab: Lab, guest: Path, image: Path, kind: str, args: list[str]) -> str:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", lab.ctr, *runnc_binary(), "exec", "--net-auto",
+         "--net-config", kind, "--mem", "16", "--block", f"rootfs={image}", str(guest),
+         "--", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return raw_line(proc.stdout)
+
+
+def test_exec_net_auto_mirage_and_rumprun_words_survive(
+    lab: Lab, guests: Path, tmp_path: Path
+) -> None:
+    """The other families through the same encoder: MirageOS's bootvar parser and rumprun's
+    JSON reader get the words back (MirageOS drops empty words, rumprun cannot carry `'`)."""
+    lab.ip(lab.ctr, "route", "del", "10.99.0.0/16")  # neither form has route flags
+    image = tmp_path / "rootfs.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    guest = guests / "lklcmd.spt"
+    args = ["hello world", 'x"y', "--", "a\\b", "ünï côdé", "tab\there"]
+
+    words = mirage_bootvar(net_auto(lab, guest, image, "solo5-cmdline", args))
+    assert words[: words.index("--ipv6-gateway=fd77::1") + 1] == [
+        "--ipv4=10.77.0.2/24", "--ipv4-gateway=10.77.0.1",
+        "--ipv6=fd77::2/64", "--ipv6-gateway=fd77::1",
+    ]  # fmt: skip
+    assert words[4:] == args
+
+    members = jsmn_members(net_auto(lab, guest, image, "rumprun-json", [*args, ""]))
+    (cmdline,) = [v for k, v in members if k == "cmdline"]
+    assert rumprun_parseargs(cmdline) == [str(guest), *args, ""]
+    nets = [json.loads(v) for k, v in members if k == "net"]
+    assert [(n["addr"], n["mask"]) for n in nets] == [("10.77.0.2", "24"), ("fd77::2", "64")]
