@@ -58,9 +58,11 @@ int runnc_spt_make_fds(int *epollfd, int *timerfd);
 /* Boot the guest in this process. Returns only on failure: -1 with a one-line reason in err.
  * Failures after host memory is shed cannot be reported and exit the process with status 1. */
 int runnc_spt_boot(const struct runnc_spt_plan *plan, char *err, size_t errlen);
-/* csrc/common/host.h, exported to Python for race-free rootfs paths (runnc_py/oci/rootpath.py). */
+/* From csrc/common/host.h, exported to Python: race-free rootfs paths (oci/rootpath.py) and
+ * the init's closing of inherited fds (oci/fds.py). */
 int runnc_openat2(int dirfd, const char *path, unsigned long long flags,
                   unsigned long long resolve);
+void runnc_close_fds_except(int *keep, size_t nkeep);
 /* CFFI-END */
 
 #endif

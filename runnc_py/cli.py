@@ -15,6 +15,7 @@ import sys
 
 from runnc_py import __version__
 from runnc_py.errors import RunncError
+from runnc_py.globals import DEFAULT_ROOT, Globals
 from runnc_py.oci.log import RuntimeLog
 
 TYPE_CHECKING = False
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-DEFAULT_ROOT = "/run/runnc-py"
 DELEGATE_ENV = "RUNNC_PY_DELEGATE"
 
 # command name -> "module:attribute"; each module owns its command(s).
@@ -51,33 +51,6 @@ COMMANDS: dict[str, str] = {
     "uninstall": "runnc_py.commands.install_cmd:uninstall",
     "image": "runnc_py.commands.image_cmd:image",
 }
-
-
-class Globals:
-    """runc's global flags, handed to every command as `ctx.obj`.
-
-    `argv` is the whole command line after the program name: `--delegate` hands it on
-    unchanged (but for --root) to another runtime.
-    """
-
-    __slots__ = ("argv", "delegate", "log", "root", "systemd_cgroup")
-
-    def __init__(
-        self,
-        root: str = DEFAULT_ROOT,
-        log: RuntimeLog | None = None,
-        systemd_cgroup: bool = False,
-        delegate: str | None = None,
-        argv: Sequence[str] = (),
-    ) -> None:
-        self.root = root
-        self.log = log if log is not None else RuntimeLog()
-        self.systemd_cgroup = systemd_cgroup
-        self.delegate = delegate
-        self.argv = list(argv)
-
-    def __repr__(self) -> str:
-        return f"Globals(root={self.root!r}, delegate={self.delegate!r})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,10 +179,16 @@ def _fast_delete(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
 def _fast_create(g: Globals, opts: dict[str, Any], args: list[str]) -> int:
     from runnc_py.oci import lifecycle
 
-    if not opts.get("preserve_fds", "0").isdigit():
+    preserve = opts.get("preserve_fds", "0")
+    if not (preserve.isascii() and preserve.isdigit() and len(preserve) <= 9):
         raise RunncError("must be a number", where="--preserve-fds")
     lifecycle.create(
-        g, args[0], opts.get("bundle", "."), opts.get("pid_file"), opts.get("console_socket")
+        g,
+        args[0],
+        opts.get("bundle", "."),
+        opts.get("pid_file"),
+        opts.get("console_socket"),
+        preserve_fds=int(preserve),
     )
     return 0
 

@@ -3,7 +3,8 @@
 `state`, `kill`, `start` and `delete` usually arrive through the CLI's click-free fast path
 (runnc_py/cli.py); these definitions serve their other forms (`--help`, odd spellings) and
 every other verb. Flags runc has and a unikernel cannot use are accepted and ignored so engines
-can keep passing them (`--no-pivot`, `--no-new-keyring`, `--preserve-fds`, `--rootless`).
+can keep passing them (`--no-pivot`, `--no-new-keyring`, `--rootless`); `--preserve-fds` is
+passed on (oci/fds.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, NoReturn
 
 import click
 
-from runnc_py.cli import Globals
 from runnc_py.errors import RunncError
+from runnc_py.globals import Globals
 from runnc_py.oci import lifecycle
 
 
@@ -34,7 +35,12 @@ def _create_options(fn: Any) -> Any:
             click.option(
                 "--no-new-keyring", is_flag=True, help="Accepted; guests have no keyring."
             ),
-            click.option("--preserve-fds", type=int, default=0, help="Accepted; not passed on."),
+            click.option(
+                "--preserve-fds",
+                type=click.IntRange(min=0),
+                default=0,
+                help="Pass fds 3..3+N-1 to the container (usable as org.runnc-py.net.NAME=@FD).",
+            ),
         ]
     ):
         fn = option(fn)
@@ -56,7 +62,9 @@ def create(
     container_id: str,
 ) -> None:
     """Create a container: its init waits for `start` (pid in --pid-file)."""
-    lifecycle.create(_g(ctx), container_id, bundle, pid_file, console_socket)
+    lifecycle.create(
+        _g(ctx), container_id, bundle, pid_file, console_socket, preserve_fds=preserve_fds
+    )
 
 
 @click.command()
@@ -76,7 +84,15 @@ def run(
     container_id: str,
 ) -> None:
     """Create and start a container; without --detach wait for it and exit with its status."""
-    status = lifecycle.run(_g(ctx), container_id, bundle, pid_file, console_socket, detach=detach)
+    status = lifecycle.run(
+        _g(ctx),
+        container_id,
+        bundle,
+        pid_file,
+        console_socket,
+        detach=detach,
+        preserve_fds=preserve_fds,
+    )
     sys.exit(status)
 
 

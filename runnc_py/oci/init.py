@@ -156,6 +156,9 @@ class InitConfig:
     security: Any  # oci.security.ProcessSecurity
     log: RuntimeLog
     network: Any = None  # oci.autodev.NetworkJob: network devices to wire here, if any
+    # Inherited fds that are the container's (--preserve-fds) or the plan's (rootfs files):
+    # every other fd above stdio is closed first thing (oci/fds.py).
+    keep_fds: Sequence[int] = ()
 
 
 def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
@@ -165,6 +168,11 @@ def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
         # plain process does. SIGPIPE stays ignored while Python runs (a hook that does not
         # read its stdin must not kill us); the launcher resets every signal before the jump.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        from runnc_py.oci.fds import close_inherited_fds
+
+        # Before anything else, so no hook ever sees an fd of the engine's in our /proc/PID/fd.
+        own = (chan.rfd, chan.wfd, *(() if cfg.console_slave is None else (cfg.console_slave,)))
+        close_inherited_fds((*own, *cfg.keep_fds))
         os.setsid()
         if cfg.console_slave is not None:
             from runnc_py.oci.console import become_terminal

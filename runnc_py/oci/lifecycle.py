@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from runnc_py.cli import Globals
+    from runnc_py.globals import Globals
     from runnc_py.oci.cgroups import Cgroup
 
 KILL_WAIT = 10.0  # s: how long delete waits for a SIGKILLed init to die

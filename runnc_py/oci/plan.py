@@ -85,6 +85,13 @@ class UnikernelPlan:
     # plans built by hand, which then name host paths the caller trusts.
     unikernel_fd: int | None = None
     block_fds: Mapping[str, int] = field(default_factory=dict)
+    # config.json's annotations over the image's own settings (/runnc-py.json, urunc's keys:
+    # runnc_py.image.readback): what autodev and the mounts plan must read too.
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def fds(self) -> list[int]:
+        """The open files the plan holds: the init must keep them (oci/fds.py)."""
+        return [fd for fd in (self.unikernel_fd, *self.block_fds.values()) if fd is not None]
 
     def close(self) -> None:
         """Close the fds the plan holds (the init keeps its own copies across fork)."""
@@ -309,10 +316,10 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
     holds their fds, the init inherits them, nothing opens those paths again. The caller
     closes them (`UnikernelPlan.close`); on failure nothing stays open.
     """
+    from runnc_py.image.readback import effective_settings
     from runnc_py.oci.rootpath import open_root
 
-    notes = spec.annotations
-    _check_keys(notes)
+    _check_keys(spec.annotations)
     root = spec.root_path
     if not os.path.isdir(root):
         raise RunncError(f"rootfs {root} is not a directory", where="config.json: root.path")
@@ -320,8 +327,13 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
     root_fd = open_root(root, where="config.json: root.path")
     opened: list[int] = []
     try:
-        host, unikernel_fd, args = _open_unikernel(spec, root_fd, cwd)
+        image = effective_settings(spec.annotations, root_fd)
+        notes = image.annotations
+        _check_keys(notes)
+        host, unikernel_fd, args = _open_unikernel(spec, notes, root_fd, cwd)
         opened.append(unikernel_fd)
+        if image.cmdline is not None:
+            args = image.cmdline  # an urunc image's fixed command line
         blocks: dict[str, str] = {}
         block_fds: dict[str, int] = {}
         for name, path in _devices(notes, "block.").items():
@@ -351,6 +363,7 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
             exec_heap=_flag(notes.get(PREFIX + "exec-heap"), "exec-heap"),
             unikernel_fd=unikernel_fd,
             block_fds=block_fds,
+            annotations=notes,
         )
     except BaseException:
         for fd in opened:
@@ -373,9 +386,11 @@ def _host_path(fd: int) -> str:
     return host_path(fd)
 
 
-def _open_unikernel(spec: Spec, root_fd: int, cwd: str) -> tuple[str, int, tuple[str, ...]]:
+def _open_unikernel(
+    spec: Spec, notes: Mapping[str, str], root_fd: int, cwd: str
+) -> tuple[str, int, tuple[str, ...]]:
     """(host path for messages, fd open for reading, guest arguments) of the unikernel."""
-    named = spec.annotations.get(PREFIX + "unikernel")
+    named = notes.get(PREFIX + "unikernel")
     if named is not None:
         where = f"annotation {PREFIX}unikernel"
         fd = _open_in_rootfs(root_fd, cwd, named, os.O_RDONLY, where=where)
@@ -392,9 +407,7 @@ def _open_unikernel(spec: Spec, root_fd: int, cwd: str) -> tuple[str, int, tuple
         raise NotAUnikernel(f"{first!r} is not a unikernel ({exc.message})", where=where) from None
     host = _host_path(fd)
     # The suffix of the name or of the file it resolved to, else the ELF note read from the fd.
-    if not (
-        host.endswith(UNIKERNEL_SUFFIXES) or has_solo5_abi_note(f"/proc/self/fd/{fd}")
-    ):
+    if not (host.endswith(UNIKERNEL_SUFFIXES) or has_solo5_abi_note(f"/proc/self/fd/{fd}")):
         os.close(fd)
         raise NotAUnikernel(
             f"{first!r} is not a unikernel (no .spt/.hvt/.nabla suffix, no Solo5 ABI note)",

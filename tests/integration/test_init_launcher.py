@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,110 @@ def test_exec_guest_holds_no_capabilities_and_not_the_callers_cwd(
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------------------- inherited fds
+
+# A hook that records where every fd of the container's init points (pid from its state).
+FD_HOOK = (
+    "import json, os, sys\n"
+    "def targets(d):\n"
+    "    out = []\n"
+    "    for n in os.listdir(d):\n"
+    "        try:\n"
+    "            out.append(os.readlink(f'{d}/{n}'))\n"
+    "        except FileNotFoundError:\n"
+    "            pass\n"
+    "    return out\n"
+    "pid = json.load(sys.stdin)['pid']\n"
+    "seen = targets(f'/proc/{pid}/fd') + targets('/proc/self/fd')\n"
+    "open(sys.argv[1], 'w').write('\\n'.join(seen))\n"
+)
+
+
+def _fd_targets(pid: int) -> list[str]:
+    targets = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except FileNotFoundError:
+            continue
+    return targets
+
+
+def _create_with_fd(
+    rt: Runtime, cid: str, bundle: Path, fd_number: int, target: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`create` with TARGET open (not close-on-exec) as FD_NUMBER, as a careless engine."""
+    create = [*rt.base, "create", "--bundle", str(bundle), *extra, cid]
+    with open(rt.tmp / f"{cid}.out", "w") as out:
+        return subprocess.run(
+            ["/bin/sh", "-c", f'exec {fd_number}<"$0"; exec "$@"', str(target), *create],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            text=True,
+        )
+
+
+def test_inherited_fds_reach_neither_hooks_nor_the_guest(rt: Runtime) -> None:
+    secret = rt.tmp / "engine-secret"
+    secret.write_text("engine's\n")
+    seen = rt.tmp / "seen-by-hook"
+    cid = rt.new_id("fds")
+    bundle = rt.bundle(
+        "time.spt",
+        ("sleep=30",),
+        hooks={
+            kind: [{"path": sys.executable, "args": ["python3", "-c", FD_HOOK, f"{seen}.{kind}"]}]
+            for kind in ("createRuntime", "createContainer")
+        },
+    )
+    pid_file = rt.tmp / f"{cid}.pid"
+    done = _create_with_fd(rt, cid, bundle, 9, secret, "--pid-file", str(pid_file))
+    assert done.returncode == 0, (rt.tmp / f"{cid}.out").read_text()
+    pid = int(pid_file.read_text())
+    for kind in ("createRuntime", "createContainer"):
+        assert str(secret) not in Path(f"{seen}.{kind}").read_text().splitlines(), kind
+    assert str(secret) not in _fd_targets(pid)  # the created init
+    assert rt("start", cid).returncode == 0
+    test_lifecycle.wait_for(
+        lambda: "sleeping" in (rt.tmp / f"{cid}.out").read_text(), what="the guest to sleep"
+    )
+    assert str(secret) not in _fd_targets(pid)  # the guest
+    assert rt("kill", cid, "KILL").returncode == 0
+    assert wait_exit(pid) == 137
+    assert rt("delete", cid).returncode == 0
+
+
+def test_only_preserved_fds_may_be_handed_to_the_guest(rt: Runtime) -> None:
+    handed = rt.tmp / "handed"
+    handed.write_text("")
+    bundle = rt.bundle("net.spt", annotations={"org.runnc-py.net.service0": "@5"})
+
+    refused = rt.new_id("nopreserve")
+    done = _create_with_fd(rt, refused, bundle, 5, handed)
+    assert done.returncode != 0
+    message = test_lifecycle.last_error(rt)
+    assert "annotation org.runnc-py.net.service0: '@5' is not an fd passed to the container" in (
+        message
+    )
+    assert "no --preserve-fds was given" in message
+    assert not (rt.root / refused).exists()
+
+    too_few = rt.new_id("fewpreserved")
+    done = _create_with_fd(rt, too_few, bundle, 5, handed, "--preserve-fds", "2")
+    assert done.returncode != 0
+    assert "--preserve-fds 2 gives fds 3..4" in test_lifecycle.last_error(rt)
+
+    accepted = rt.new_id("preserved")
+    pid_file = rt.tmp / "preserved.pid"
+    done = _create_with_fd(
+        rt, accepted, bundle, 5, handed, "--preserve-fds", "3", "--pid-file", str(pid_file)
+    )
+    assert done.returncode == 0, (rt.tmp / f"{accepted}.out").read_text()
+    pid = int(pid_file.read_text())
+    assert os.readlink(f"/proc/{pid}/fd/5") == str(handed)  # kept for the guest
+    assert rt("delete", "--force", accepted).returncode == 0
+    assert wait_exit(pid) == 137
