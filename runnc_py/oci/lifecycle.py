@@ -310,12 +310,12 @@ def create(
             exec_delegate(g.delegate, g.argv, store.delegate_root())
         raise
     # A bind mount the guest cannot see is refused here; the engine's files go in its image.
-    engine_files = plan_mounts(spec.raw.get("mounts") or (), spec.annotations)
+    engine_files = plan_mounts(spec.raw.get("mounts") or (), plan.annotations)
     request = plan.request()
     # Only the fds the caller preserved may reach the guest (oci/fds.py).
     preserved = preserved_fds(preserve_fds)
     check_handed_fds(request.nets, preserved)
-    auto = autodev.plan_auto_devices(spec.annotations, launch.load_image(request).manifest, request)
+    auto = autodev.plan_auto_devices(plan.annotations, launch.load_image(request).manifest, request)
     rootfs_image = (
         autodev.rootfs_copy_path(store.root, container_id) if auto.rootfs_device else None
     )
