@@ -60,6 +60,7 @@ FIXED_KEYS = (
     "rootfs.size",
     "rootfs.headroom",
     "mounts",  # read by oci/mounts.py
+    "image",  # runnc_py.image.settings.MARK_LABEL: marks an image built by runnc-py, no setting
 )
 DEVICE_KEYS = ("net.", "net-mac.", "block.", "block-sector-size.")
 
