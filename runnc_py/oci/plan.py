@@ -248,19 +248,33 @@ def guest_mem_mb(annotation: str | None, limit: int | None) -> int | None:
     return mb
 
 
-def guest_args(args: tuple[str, ...], env: tuple[str, ...], mode: str) -> tuple[str, ...]:
-    """The guest's command line words for MODE `args` (default) or `env` (Nabla/LKL style)."""
-    if mode not in CMDLINE_MODES:
+def guest_args(
+    args: tuple[str, ...],
+    env: tuple[str, ...],
+    mode: str | None,
+    *,
+    kind: str | None = None,
+    program: str = "rumprun",
+) -> tuple[str, ...]:
+    """The guest's command-line words while no network is handed over (the init encodes them
+    again with the network's configuration when it wires one): MODE is
+    `org.runnc-py.cmdline` (None, `args` or `env`), KIND `org.runnc-py.net.config` if given.
+    Without either, the arguments as solo5-spt passes them; else encoded for the guest family
+    of KIND (runnc_py.net.cmdline), `env` meaning the LKL form for plain Solo5 guests."""
+    if mode is not None and mode not in CMDLINE_MODES:
         raise RunncError(
             f"unknown mode {mode!r} (known: {', '.join(CMDLINE_MODES)})",
             where=f"annotation {PREFIX}cmdline",
         )
-    if mode == "args":
+    if kind is None and mode != "env":
         return args
-    # The LKL port's form, each word escaped for its tokenizer (runnc_py.net.cmdline).
     from runnc_py.net.cmdline import GuestLine, guest_words
+    from runnc_py.net.config import CONFIG_ANNOTATION, config_kind
 
-    return guest_words("none", GuestLine(args=args, env=env, with_env=True))
+    line = GuestLine(
+        args=args, env=() if mode == "args" else env, program=program, with_env=mode == "env"
+    )
+    return guest_words(config_kind({CONFIG_ANNOTATION: kind} if kind else {}), line)
 
 
 def guest_argv(spec: Spec) -> tuple[str, tuple[str, ...]]:
@@ -354,7 +368,13 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
             )
         return UnikernelPlan(
             unikernel=host,
-            args=guest_args(args, spec.env, notes.get(PREFIX + "cmdline", "args")),
+            args=guest_args(
+                args,
+                spec.env,
+                notes.get(PREFIX + "cmdline"),
+                kind=notes.get(PREFIX + "net.config"),
+                program=guest_argv(spec)[0],
+            ),
             mem_mb=guest_mem_mb(notes.get(PREFIX + "mem"), spec.memory_limit),
             nets=_devices(notes, "net."),
             net_macs=_devices(notes, "net-mac."),
