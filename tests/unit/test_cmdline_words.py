@@ -232,3 +232,27 @@ def test_the_byte_limit_is_checked_after_escaping(kind: str) -> None:
 def test_lone_surrogates_are_refused_not_crashed() -> None:
     with pytest.raises(RunncError, match="UTF-8"):
         guest_words("lkl-json", GuestLine(args=("\udc80",)), FACTS, device_names=["tap"])
+
+
+# ---------------------------------------------------------------------------- create, no network
+
+
+def test_plan_words_follow_the_configuration_kind_annotation() -> None:
+    """Devices attached by annotation (nothing wired): the words still suit the guest family
+    `org.runnc-py.net.config` names, and `org.runnc-py.cmdline` decides about process.env."""
+    from runnc_py.oci.plan import guest_args
+
+    env = ("PATH=/bin", "GREETING=hi there")
+    lkl = lkl_decode(line_of(guest_args(("a b", ""), env, None, kind="lkl-json")))
+    assert (lkl.env, lkl.config, lkl.argv) == (list(env), None, ["solo5", "a b", ""])
+    assert lkl_decode(line_of(guest_args(("x",), env, "args", kind="lkl-json"))).env == []
+    (text,) = guest_args(("a b",), env, None, kind="rumprun-json", program="/app")
+    assert rumprun_decode(text)[:2] == (list(env), ["/app", "a b"])
+    assert mirage_bootvar(line_of(guest_args(("a b",), env, None, kind="solo5-cmdline"))) == [
+        "a b"
+    ]
+    assert guest_args(("a b",), env, None) == ("a b",)  # plain Solo5: unchanged
+    with pytest.raises(RunncError, match="no environment"):
+        guest_args(("a",), env, "env", kind="solo5-cmdline")
+    with pytest.raises(RunncError, match=r"annotation org\.runnc-py\.net\.config: unknown"):
+        guest_args(("a",), env, None, kind="bogus")
