@@ -19,7 +19,9 @@ from runnc_py.errors import RunncError
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
-SELF = "/proc/self/ns/net"
+# The calling thread's namespace: /proc/self/ns/net is the main thread's, and `run_in_netns`
+# runs jobs in a thread that joined another one.
+SELF = "/proc/thread-self/ns/net"
 _libc: ctypes.CDLL | None = None
 
 

@@ -137,7 +137,7 @@ def ingress_qdisc(index: int) -> bytes:
     return (
         TCMSG.pack(0, index, INGRESS_HANDLE, TC_H_INGRESS, 0)
         + attr_str(TCA_KIND, "ingress")
-        + attr(TCA_OPTIONS, b"")
+        + attr(TCA_OPTIONS, bytes(4))  # ignored by the kernel; what pyroute2 sent
     )
 
 

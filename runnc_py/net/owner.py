@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 def process_identity(pid: str = "self") -> str | None:
-    """`PID:STARTTIME` of `pid` (default: this process); None when it does not exist."""
+    """`PID:STARTTIME` of `pid` (default: this process); None when it does not exist or has
+    exited (a zombie waiting for its parent's wait() holds nothing any more)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -16,6 +17,8 @@ def process_identity(pid: str = "self") -> str | None:
         return None
     head, _, rest = stat.rpartition(b")")
     fields = rest.split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return f"{int(head.split(b' (', 1)[0])}:{int(fields[19])}"
 
 

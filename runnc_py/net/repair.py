@@ -31,7 +31,7 @@ from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import WiredNetwork
 from runnc_py.net.wiring import unwire
 
-PROC_NET_DEV = "/proc/self/net/dev"
+PROC_NET_DEV = "/proc/thread-self/net/dev"  # this thread's namespace (see netns.SELF)
 
 
 def repair_stale_wiring(state_dir: str, proc_net_dev: str = PROC_NET_DEV) -> list[str]:

@@ -79,8 +79,10 @@ TAP_INDEX_BASE, TAP_INDEX_SPAN = 0x10000, 0x1000000
 _TAP_ATTEMPTS = 8
 # "Nothing to undo" answers: the thing is already gone (or already back).
 _GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.EADDRNOTAVAIL, errno.ESRCH})
-# Test hook: SIGKILL ourselves at the N-th journal checkpoint (1 = right after the first
-# intent is saved, before its step), to prove that `delete --force` undoes any half-wiring.
+# Test hook: "N" SIGKILLs this process at the N-th journal checkpoint (1 = right after the
+# first intent is saved, before its step; the last one is after the last step), "N:stop"
+# SIGSTOPs it there so a test can kill -9 it and its parent: deterministic crashes that prove
+# `delete --force` undoes any half-wiring.
 CRASH_AT_ENV = "RUNNC_PY_TEST_NET_CRASH_AT"
 
 Journal = Callable[[WiredNetwork], None]
@@ -183,8 +185,9 @@ class _Journal:
 
     def checkpoint(self) -> None:
         self.checkpoints += 1
-        if os.environ.get(CRASH_AT_ENV) == str(self.checkpoints):
-            os.kill(os.getpid(), 9)  # SIGKILL: what `kill -9` does, at a known point
+        hook = os.environ.get(CRASH_AT_ENV)
+        if hook and hook.split(":")[0] == str(self.checkpoints):
+            os.kill(os.getpid(), 19 if hook.endswith(":stop") else 9)  # SIGSTOP / SIGKILL
 
 
 def _roll_back(netns: str | None, nsfd: int, log: _Journal, where: str, exc: BaseException) -> None:
