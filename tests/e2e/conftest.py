@@ -217,19 +217,24 @@ class Containerd:
         )
 
 
+PAUSE_IMAGE = "docker.io/runnc-py-e2e/pause:1"  # built and imported by the CRI test
+DELEGATE = "/usr/sbin/runc"
+
+
 def _private_containerd_config(base: Path, run_dir: Path) -> str:
-    """`containerd config default` rooted in BASE/RUN_DIR, with its own socket."""
+    """`containerd config default` rooted in BASE/RUN_DIR, with its own socket and our pause
+    image (no registry to pull registry.k8s.io/pause from)."""
     text = run(["containerd", "config", "default"]).stdout
     replacements = {
         'root = "/var/lib/containerd"': f'root = "{base / "root"}"',
         'state = "/run/containerd"': f'state = "{run_dir / "state"}"',
         'address = "/run/containerd/containerd.sock"': f'address = "{run_dir / "containerd.sock"}"',
-        'path = "/var/lib/containerd/opt"': f'path = "{base / "opt"}"',
+        'sandbox_image = "registry.k8s.io/pause:3.6"': f'sandbox_image = "{PAUSE_IMAGE}"',
     }
     for old, new in replacements.items():
         assert old in text, f"containerd config default has no {old!r}"
         text = text.replace(old, new)
-    # The TTRPC and debug sockets default to paths next to the main one or empty; debug off.
+    # The opt plugin's directory (/opt/containerd) stays: it is only created, never filled.
     return text
 
 
@@ -240,23 +245,30 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
     need("containerd", "ctr")
     base = tmp_path_factory.mktemp("containerd")
     run_dir = Path(f"/run/runnc-py-e2e-{uuid.uuid4().hex[:8]}")  # short: socket path limit
-    run_dir.mkdir(mode=0o700)
     config = base / "config.toml"
-    config.write_text(_private_containerd_config(base, run_dir))
-    reg = Registration.of("containerd", config)
-    reg.install()
-    assert reg.changed
     engine = Containerd(str(run_dir / "containerd.sock"), "runnc-py-e2e", config, base / "log")
-
-    def answers() -> bool:
-        return os.path.exists(engine.address) and engine.ctr("version", timeout=10).returncode == 0
-
-    started = start_daemon(["containerd", "--config", str(config)], answers, engine.log)
+    started: subprocess.Popen[bytes] | None = None
     try:
+        run_dir.mkdir(mode=0o700)
+        config.write_text(_private_containerd_config(base, run_dir))
+        reg = Registration.of("containerd", config)
+        reg.install()
+        assert reg.changed, "install --containerd changed nothing"
+
+        def answers() -> bool:
+            return (
+                os.path.exists(engine.address) and engine.ctr("version", timeout=10).returncode == 0
+            )
+
+        # The shims inherit containerd's environment: bundles without a unikernel (the pause
+        # container) go to runc, as a node's containerd unit would set it.
+        env = {**os.environ, "RUNNC_PY_DELEGATE": DELEGATE}
+        started = start_daemon(["containerd", "--config", str(config)], answers, engine.log, env)
         yield engine
-    finally:
-        stop_daemon(started)
         reg.uninstall()
+    finally:
+        if started is not None:
+            stop_daemon(started)
         _unmount_below(base)
         _unmount_below(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
