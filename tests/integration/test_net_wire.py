@@ -315,3 +315,93 @@ def test_real_net_unikernel_on_the_wired_tap_answers_v4_and_v6(lab: Lab, guests:
             proc.wait()
     finally:
         unwire(wired)
+
+
+def reference_wiring(lab: Lab) -> None:
+    """The same wiring done by hand with iproute2: an implementation independent of ours."""
+    ns = lab.ctr
+    lab.ip(ns, "tuntap", "add", "tapeth0", "mode", "tap")
+    lab.ip(ns, "link", "set", "tapeth0", "mtu", "1500", "addrgenmode", "none")
+    lab.ip(ns, "link", "set", "tapeth0", "up")
+    for dev, to in (("tapeth0", "eth0"), ("eth0", "tapeth0")):
+        sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "ingress")
+        sh("tc", "-n", ns, "filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all",
+           "prio", "1", "u32", "match", "u32", "0", "0",
+           "action", "mirred", "egress", "redirect", "dev", to)  # fmt: skip
+    lab.ip(ns, "addr", "flush", "dev", "eth0")
+
+
+def wiring_seen(path: str) -> dict[str, object]:
+    """What pyroute2 reads back of a wired namespace, with ifindexes and MACs named away."""
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=path, flags=0) as ipr:
+        links = {link["index"]: link for link in ipr.get_links()}
+
+        def name(index: int) -> str:
+            return str(links[index].get_attr("IFLA_IFNAME")) if index in links else f"#{index}"
+
+        seen: dict[str, object] = {}
+        for link in links.values():
+            kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+            data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA") if kind == "tun" else None
+            tun = {k: v for k, v in data["attrs"] if k != "IFLA_TUN_NUM_QUEUES"} if data else {}
+            seen[f"link {link.get_attr('IFLA_IFNAME')}"] = (
+                kind,
+                link["flags"] & 1,  # IFF_UP
+                link.get_attr("IFLA_MTU"),
+                tun,
+                link.get_nested("IFLA_AF_SPEC", "AF_INET6", "IFLA_INET6_ADDR_GEN_MODE"),
+            )
+        seen["ingress"] = sorted(
+            (name(q["index"]), q.get_attr("TCA_KIND"))
+            for q in ipr.get_qdiscs()
+            if q["parent"] == 0xFFFFFFF1
+        )
+        for index in links:
+            for f in ipr.get_filters(index=index, parent=0xFFFF0000):
+                act = f.get_nested("TCA_OPTIONS", "TCA_U32_ACT")
+                if not act:
+                    continue
+                mirred = act.get_attr("TCA_ACT_PRIO_1")
+                parms = mirred.get_nested("TCA_ACT_OPTIONS", "TCA_MIRRED_PARMS")
+                sel = f.get_nested("TCA_OPTIONS", "TCA_U32_SEL")
+                seen[f"filter {name(index)}"] = (
+                    f.get_attr("TCA_KIND"),
+                    f["info"],  # protocol + priority
+                    mirred.get_attr("TCA_ACT_KIND"),
+                    (parms["eaction"], parms["action"], name(parms["ifindex"])),
+                    (
+                        sel["flags"],
+                        sel["nkeys"],
+                        [(k["key_mask"], k["key_val"], k["key_off"]) for k in sel["keys"]],
+                    ),
+                )
+        seen["addresses"] = sorted(
+            (name(a["index"]), a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr()
+        )
+        seen["routes"] = sorted(
+            (r["family"], r.get_attr("RTA_DST"), r["dst_len"], r.get_attr("RTA_GATEWAY"))
+            for r in ipr.get_routes(family=0, table=254)
+        )
+    return seen
+
+
+def test_our_wiring_equals_the_same_wiring_by_iproute2_read_back_with_pyroute2(
+    lab: Lab, tmp_path: Path
+) -> None:
+    from tests.integration.netlab import network_lab
+
+    wired = wire(lab.path, read_facts(lab.path))
+    try:
+        ours = wiring_seen(lab.path)
+        (tmp_path / "reference").mkdir()
+        with network_lab(tmp_path / "reference") as ref:  # built exactly like `lab`
+            reference_wiring(ref)
+            theirs = wiring_seen(ref.path)
+    finally:
+        unwire(wired)
+    assert ours == theirs
+    assert {"filter eth0", "filter tapeth0"} <= set(ours)  # both redirects were compared
+    assert ours["link tapeth0"] == ("tun", 1, 1500, ours["link tapeth0"][3], 1)  # type: ignore[index]
+    assert [a for a in ours["addresses"] if a[0] != "lo"] == []  # type: ignore[attr-defined]
