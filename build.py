@@ -45,6 +45,8 @@ APT_PACKAGES = {
     "podman": "podman",  # e2e: tests/e2e/test_podman.py
     "containerd": "containerd",  # e2e: ctr and the Kubernetes CRI path
     "ctr": "containerd",
+    "skopeo": "skopeo",  # tests/integration/test_image_build.py: reads our image archives
+    "umoci": "umoci",  # ... and unpacks them into runtime bundles
     "busybox": "busybox-static",  # e2e: the ordinary (runc) containers next to ours
 }
 APT_LIBS = {
