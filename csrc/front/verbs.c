@@ -129,11 +129,21 @@ int verb_kill(const struct command *cmd)
 
 /* ------------------------------------------------------------------ delete */
 
+/* A fresh stream over the container directory (not a dup of dir_fd: that would share one
+ * offset, and a second listing would start where the first one ended). */
+static DIR *list_container_dir(const struct container *c)
+{
+    int fd = openat(c->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL && fd >= 0)
+        close(fd);
+    return d;
+}
+
 /* The container directory holds files only (Store.remove refuses a subdirectory). */
 static bool files_only(const struct container *c)
 {
-    int fd = dup(c->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = list_container_dir(c);
     if (d == NULL)
         return false;
     bool ok = true;
@@ -150,8 +160,7 @@ static bool files_only(const struct container *c)
 static int remove_container_dir(const struct container *c)
 {
     static const char *const last[] = {STATE_FILE, LOCK_FILE};
-    int fd = dup(c->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = list_container_dir(c);
     if (d == NULL)
         return -1;
     int rc = 0;

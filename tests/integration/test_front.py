@@ -1,0 +1,392 @@
+"""The C front end (csrc/front) against the Python CLI, on the same real containers.
+
+Two front ends are built for this module from the current sources: one that hands over to the
+Python CLI through a tracing shim (every hand-over appends its reason to a file, so a test sees
+which calls the C code did itself), and one whose Python entry does not exist, which proves a
+call needed no interpreter at all. The Python side is runnc_py.cli.main, as the installed
+Python entry runs it. Containers are
+made by the Python `create` (the C front end has none) with the lifecycle tests' fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration import test_lifecycle
+from tests.integration.test_lifecycle import Runtime, assert_gone, cgroup_dirs, wait_exit
+
+pytestmark = pytest.mark.root
+
+rt = test_lifecycle.rt
+subreaper = test_lifecycle.subreaper
+
+# What the installed Python entry runs. Not `-m runnc_py.cli`: cli.py would run as __main__,
+# and the click commands would not find its Globals class in the context.
+PYTHON_CLI = [sys.executable, "-c", "import sys; from runnc_py.cli import main; sys.exit(main())"]
+# Annotations whose escaping differs between JSON writers: non-ASCII, control, DEL, astral.
+AWKWARD = {"org.example.é": 'caf\u00e9 \u007f\t"q" \\ \x01 \U0001f600', "plain": "1"}
+
+
+class Fronts:
+    """The two test builds of the C front end and the hand-over trace."""
+
+    def __init__(self, traced: Path, standalone: Path, trace: Path) -> None:
+        self.traced, self.standalone, self.trace = traced, standalone, trace
+
+    def handovers(self) -> list[str]:
+        """Reasons of the hand-overs since the last call (and forget them)."""
+        if not self.trace.exists():
+            return []
+        lines = self.trace.read_text().splitlines()
+        self.trace.unlink()
+        return lines
+
+
+@pytest.fixture(scope="module")
+def fronts(build_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Fronts:
+    out = tmp_path_factory.mktemp("front")
+    trace = out / "handovers"
+    shim = out / "python-entry"
+    # The hand-over passes argv unchanged: "$@" is what the engine gave the front end.
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$RUNNC_PY_HANDOVER" >> {trace}\n'
+        f'exec {shlex.join(PYTHON_CLI)} "$@"\n'
+    )
+    shim.chmod(0o755)
+    traced = build_module.build_front(out / "runnc-py", shim)
+    standalone = build_module.build_front(out / "runnc-py-alone", out / "no-such-entry")
+    return Fronts(traced, standalone, trace)
+
+
+Call = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def caller(rt: Runtime, program: list[str]) -> Call:
+    """PROGRAM with the runtime's --root/--log globals, as rt itself calls runnc-py."""
+    globals_ = ["--root", str(rt.root), "--log", str(rt.log), "--log-format", "json"]
+
+    def call(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*program, *globals_, *args], capture_output=True, text=True, timeout=timeout
+        )
+
+    return call
+
+
+def both(rt: Runtime, fronts: Fronts) -> tuple[Call, Call]:
+    return caller(rt, [str(fronts.traced)]), caller(rt, PYTHON_CLI)
+
+
+def state_text(call: Call, cid: str) -> str:
+    done = call("state", cid)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def assert_same_state(c: Call, py: Call, cid: str, status: str) -> None:
+    text = state_text(c, cid)
+    assert text == state_text(py, cid)
+    assert json.loads(text)["status"] == status
+
+
+def error_entries(rt: Runtime) -> list[str]:
+    """The --log error messages so far (and forget them)."""
+    msgs = [e["msg"] for e in rt.log_entries() if e["level"] == "error"]
+    if rt.log.exists():
+        rt.log.unlink()
+    return msgs
+
+
+# ---------------------------------------------------------------------------- the fast path
+
+
+def test_lifecycle_through_the_c_front_end(rt: Runtime, fronts: Fronts) -> None:
+    """create (Python) -> state/start/state/kill/state/delete in C, each state byte-equal to
+    Python's, and no call handed over."""
+    c, py = both(rt, fronts)
+    cid = rt.new_id("front")
+    bundle = rt.bundle("time.spt", ("sleep=30",), annotations=AWKWARD)
+    pid, _ = rt.created(cid, bundle)
+    fronts.handovers()
+
+    assert_same_state(c, py, cid, "created")
+    assert c("start", cid).returncode == 0
+    assert_same_state(c, py, cid, "running")
+    saved = json.loads((rt.root / cid / "state.json").read_text())
+    assert saved["phase"] == "running" and not (rt.root / cid / "exec.fifo").exists()
+
+    assert c("kill", cid, "sigkill").returncode == 0
+    assert wait_exit(pid) == 128 + signal.SIGKILL
+    assert_same_state(c, py, cid, "stopped")
+    done = c("delete", cid)
+    assert done.returncode == 0, done.stderr
+    assert_gone(rt, cid, pid)
+    assert fronts.handovers() == []  # every C call above was done in C
+    assert error_entries(rt) == []
+
+
+def test_needs_no_interpreter(rt: Runtime, fronts: Fronts) -> None:
+    """The same verbs through a front end whose Python entry does not exist."""
+    alone = caller(rt, [str(fronts.standalone)])
+    cid = rt.new_id("alone")
+    pid, out = rt.created(cid, rt.bundle("hello.spt"))
+    assert json.loads(state_text(alone, cid))["status"] == "created"
+    assert alone("start", cid).returncode == 0
+    assert wait_exit(pid) == 0
+    assert "Hello, World" in out.read_text()
+    assert alone("delete", cid).returncode == 0
+    assert_gone(rt, cid, pid)
+    # ... and what it cannot do itself fails loudly instead of half-done.
+    done = alone("delete", cid)
+    assert done.returncode == 1 and "no-such-entry" in done.stderr
+
+
+def test_python_resumes_what_c_wrote(rt: Runtime, fronts: Fronts) -> None:
+    """After a C `start`, the Python verbs read the saved state (pause needs Python)."""
+    c, py = both(rt, fronts)
+    cid = rt.new_id("mixed")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    assert c("start", cid).returncode == 0
+    assert py("pause", cid).returncode == 0
+    assert_same_state(c, py, cid, "paused")
+    fronts.handovers()
+    # SIGKILL to a paused container must thaw its cgroup: that is Python's job.
+    assert c("kill", cid, "KILL").returncode == 0
+    assert fronts.handovers() != []
+    assert wait_exit(pid) == 128 + signal.SIGKILL
+    assert py("delete", cid).returncode == 0
+    assert_gone(rt, cid, pid)
+
+
+@pytest.mark.parametrize("name", ["TERM", "sigterm", " 15 ", "SIGRTMIN+0"])
+def test_signal_spellings(rt: Runtime, fronts: Fronts, name: str) -> None:
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("sig")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    assert c("start", cid).returncode == 0
+    fronts.handovers()
+    assert c("kill", cid, name).returncode == 0
+    expected = 34 if "RTMIN" in name else signal.SIGTERM
+    assert wait_exit(pid) == 128 + expected
+    assert fronts.handovers() == []
+
+
+# ---------------------------------------------------------------------------- same errors
+
+
+def corrupt(path: Path) -> None:
+    (path / "state.json").write_text("{not json")
+
+
+def foreign(path: Path) -> None:
+    (path / "state.json").write_text(json.dumps({"id": path.name, "ociVersion": "1.0.2"}))
+
+
+def newer_format(path: Path) -> None:
+    state = json.loads((path / "state.json").read_text())
+    (path / "state.json").write_text(json.dumps(state | {"runncPy": 2}))
+
+
+def bad_pid(path: Path) -> None:
+    state = json.loads((path / "state.json").read_text())
+    (path / "state.json").write_text(json.dumps(state | {"pid": -3}))
+
+
+def open_to_others(path: Path) -> None:
+    path.chmod(0o777)
+
+
+def symlinked(path: Path) -> None:
+    real = path.with_name(path.name + ".real")
+    path.rename(real)
+    path.symlink_to(real)
+
+
+SPOILERS = [corrupt, foreign, newer_format, bad_pid, open_to_others, symlinked]
+
+
+@pytest.mark.parametrize("spoil", SPOILERS, ids=lambda f: f.__name__)
+def test_same_errors_for_spoiled_containers(
+    rt: Runtime, fronts: Fronts, spoil: Callable[[Path], None]
+) -> None:
+    c, py = both(rt, fronts)
+    cid = rt.new_id("spoiled")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    spoil(rt.root / cid)
+    error_entries(rt)
+    fronts.handovers()
+    for verb in (("state", cid), ("start", cid), ("kill", cid, "KILL"), ("delete", cid)):
+        mine, theirs = c(*verb), py(*verb)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (
+            theirs.returncode,
+            theirs.stdout,
+            theirs.stderr,
+        ), verb
+        assert theirs.returncode != 0, verb
+        logged = error_entries(rt)
+        assert len(logged) == 2 and logged[0] == logged[1], verb
+        assert len(fronts.handovers()) == 1, verb
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
+    if spoil is symlinked:  # what the fixture's cleanup cannot reach
+        (rt.root / cid).unlink()
+        (rt.root / cid).with_name(cid + ".real").rename(rt.root / cid)
+    (rt.root / cid).chmod(0o711)
+
+
+def test_same_errors_for_missing_and_bad_input(rt: Runtime, fronts: Fronts) -> None:
+    c, py = both(rt, fronts)
+    cid = rt.new_id("live")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    error_entries(rt)
+    fronts.handovers()
+    cases = [
+        ("state", "no-such-container"),
+        ("delete", "no-such-container"),
+        ("kill", cid, "SIGNOPE"),
+        ("kill", cid, "65"),
+        ("state", "bad/id"),
+        ("state",),
+        ("start", cid),  # run by the first start: refused for both
+        ("delete", cid),  # running
+    ]
+    assert c("start", cid).returncode == 0
+    error_entries(rt)
+    fronts.handovers()
+    for args in cases:
+        mine, theirs = c(*args), py(*args)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (
+            theirs.returncode,
+            theirs.stdout,
+            theirs.stderr,
+        ), args
+        assert theirs.returncode != 0, args
+        logged = error_entries(rt)
+        assert len(logged) == 2 and logged[0] == logged[1], args
+        assert len(fronts.handovers()) == 1, args
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
+
+
+def test_start_after_the_init_died(rt: Runtime, fronts: Fronts) -> None:
+    c, py = both(rt, fronts)
+    cid = rt.new_id("dead")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
+    mine, theirs = c("start", cid), py("start", cid)
+    assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr)
+    assert theirs.returncode == 1 and "stopped" in theirs.stderr
+    # Its exec.fifo is still there: delete in C removes it with the rest.
+    assert (rt.root / cid / "exec.fifo").exists()
+    fronts.handovers()
+    assert c("delete", cid).returncode == 0
+    assert fronts.handovers() == []
+    assert_gone(rt, cid, pid)
+
+
+def test_untrusted_root_is_handed_over(rt: Runtime, fronts: Fronts) -> None:
+    c, py = both(rt, fronts)
+    cid = rt.new_id("root")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    fronts.handovers()
+    rt.root.chmod(0o777)
+    try:
+        mine, theirs = c("state", cid), py("state", cid)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (
+            theirs.returncode,
+            theirs.stdout,
+            theirs.stderr,
+        )
+        assert len(fronts.handovers()) == 1
+    finally:
+        rt.root.chmod(0o700)
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
+
+
+# ---------------------------------------------------------------------------- hand-over
+
+
+def test_hooks_net_json_and_flags_are_handed_over(rt: Runtime, fronts: Fronts) -> None:
+    """What the C front end leaves to Python still happens, through Python."""
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("hooks")
+    record = rt.tmp / "hooks"
+    record.mkdir()
+    hooks = {
+        kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {record}/{kind}"]}]
+        for kind in ("poststart", "poststop")
+    }
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",), hooks=hooks))
+    fronts.handovers()
+    assert c("state", cid).returncode == 0
+    assert fronts.handovers() == []  # hooks do not matter to `state`
+    assert c("start", cid).returncode == 0
+    assert fronts.handovers() == ["poststart hooks"]
+    assert json.loads((record / "poststart").read_text())["status"] == "running"
+    assert c("kill", cid, "KILL").returncode == 0
+    assert fronts.handovers() == []
+    wait_exit(pid)
+    assert c("delete", cid).returncode == 0
+    assert fronts.handovers() == ["poststop hooks"]
+    assert json.loads((record / "poststop").read_text())["status"] == "stopped"
+    assert_gone(rt, cid, pid)
+
+    # A network journal: only delete needs it (Python unwires); the others are done in C.
+    cid = rt.new_id("net")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    (rt.root / cid / "net.json").write_text("{}")
+    fronts.handovers()
+    assert c("start", cid).returncode == 0 and c("kill", cid, "9").returncode == 0
+    wait_exit(pid)
+    assert fronts.handovers() == []
+    c("delete", cid)
+    assert fronts.handovers() == ["network wiring to undo"]
+
+    # Flags and verbs of the Python CLI alone.
+    cid = rt.new_id("flags")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    fronts.handovers()
+    assert c("kill", "--all", cid, "KILL").returncode == 0
+    wait_exit(pid)
+    assert c("list").returncode == 0
+    assert c("delete", "--force", cid).returncode == 0
+    assert fronts.handovers() == ["not a fast-path command line"] * 3
+    assert_gone(rt, cid, pid)
+
+
+def test_busy_cgroup_is_handed_over_before_anything_goes(rt: Runtime, fronts: Fronts) -> None:
+    """A stopped container whose cgroup still holds a task: C removes nothing; Python kills
+    the stray task and removes it all."""
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("busy")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    stray = subprocess.Popen(["sleep", "60"])
+    try:
+        joined = [d for d in cgroup_dirs(f"/runnc-py/{cid}") if d.exists()]
+        assert joined
+        for d in joined:
+            (d / "cgroup.procs").write_text(str(stray.pid))
+        os.kill(pid, signal.SIGKILL)
+        wait_exit(pid)
+        fronts.handovers()
+        done = c("delete", cid)
+        assert fronts.handovers() == ["cgroup not removable as recorded"]
+        assert done.returncode == 0, done.stderr
+        assert stray.wait(timeout=10) == -signal.SIGKILL
+        assert_gone(rt, cid, pid)
+    finally:
+        stray.kill()
+        stray.wait()
