@@ -38,6 +38,18 @@ def rootfs() -> None:
     help="Device nodes allowed in the image "
     "(safe: null, zero, full, random, urandom, tty, console, ptmx).",
 )
+@click.option(
+    "--max-size",
+    default=None,
+    help="Most decompressed layer bytes (or directory file data) to read "
+    "(default: the image size, at least 4G).",
+)
+@click.option(
+    "--max-files",
+    default=None,
+    help="Most tar members or directory entries (default: one per 16K of --max-size, "
+    "at least 65536).",
+)
 @click.option("--cache-dir", default=None, help=_CACHE_DIR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def build(
@@ -48,19 +60,30 @@ def build(
     from_layers: bool,
     no_cache: bool,
     devices: str,
+    max_size: str | None,
+    max_files: str | None,
     cache_dir: str | None,
     as_json: bool,
 ) -> None:
     """Build an ext4 image from SOURCE: a directory, an OCI layout, or a docker-save tar."""
     from runnc_py.rootfs import build_image, container_image, detect
+    from runnc_py.strictnum import decimal
 
     size_bytes = parse_size(size, where="--size") if size is not None else None
     headroom_bytes = parse_size(headroom, where="--headroom") if headroom is not None else None
+    limits = {
+        "max_size": parse_size(max_size, where="--max-size") if max_size is not None else None,
+        "max_files": decimal(max_files, where="--max-files", low=1)
+        if max_files is not None
+        else None,
+    }
     src = detect(source, from_layers=from_layers)
     if not as_json:
         click.echo(f"source: {src.describe()}")
     if no_cache:
-        info = build_image(src, output, size=size_bytes, headroom=headroom_bytes, devices=devices)
+        info = build_image(
+            src, output, size=size_bytes, headroom=headroom_bytes, devices=devices, **limits
+        )
     else:
         info = container_image(
             src,
@@ -69,6 +92,7 @@ def build(
             size=size_bytes,
             headroom=headroom_bytes,
             devices=devices,
+            **limits,
         )
     if as_json:
         click.echo(json.dumps(info.as_json()))

@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 from runnc_py import cachedir
 from runnc_py.errors import RunncError
+from runnc_py.rootfs.remove import remove_tree
 
 CACHE_ENV = "RUNNC_PY_CACHE_DIR"
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
@@ -160,10 +160,7 @@ class Cache:
     def clear_tmp(self, key: str) -> None:
         """Remove leftovers of a builder of KEY that died (call with KEY's lock held)."""
         for item in self.tmp.glob(f"{key}.*"):
-            if item.is_dir() and not item.is_symlink():
-                shutil.rmtree(item, ignore_errors=True)
-            else:
-                item.unlink(missing_ok=True)
+            remove_tree(item, ignore_errors=True)
 
     def publish(self, key: str, built: Path, meta: dict[str, Any]) -> None:
         """Make a finished temp image the entry for KEY (call with KEY's lock held)."""
@@ -239,7 +236,7 @@ class Cache:
     def _remove(self, key: str) -> None:
         self.image(key).unlink(missing_ok=True)
         self.meta_path(key).unlink(missing_ok=True)
-        shutil.rmtree(self.refs / key, ignore_errors=True)
+        remove_tree(self.refs / key, ignore_errors=True)
 
     def gc(
         self, *, all_: bool = False, max_age: float = DEFAULT_MAX_AGE, now: float | None = None
@@ -250,7 +247,10 @@ class Cache:
         Also removes temp files of dead builders, dead refs and stray lock files.
         """
         now = time.time() if now is None else now
-        removed = []
+        removed: list[CacheEntry] = []
+        if not self.root.is_dir():
+            return removed
+        self.ensure()  # refuses a cache others can write; makes locks/ for the sweep's locking
         for entry in self.entries():
             if not all_ and (entry.live_refs > 0 or now - entry.last_used < max_age):
                 continue
@@ -264,35 +264,55 @@ class Cache:
         return removed
 
     def _sweep(self) -> None:
+        """gc's cleanup of what dead builders and deleted containers left. Each step goes on
+        past an item it cannot remove: a leftover must never make every later gc fail."""
         keys = {p.name.removesuffix(".ext4") for p in self.root.glob("*.ext4")}
-        if self.tmp.is_dir():
-            for item in self.tmp.iterdir():
-                key = item.name.split(".", 1)[0]
-                with self.locked(key, blocking=False) as got:
-                    if got:  # nobody is building KEY: whatever is here is a dead builder's
-                        if item.is_dir() and not item.is_symlink():
-                            shutil.rmtree(item, ignore_errors=True)
-                        else:
-                            item.unlink(missing_ok=True)
-        if self.refs.is_dir():
-            for ref_dir in self.refs.iterdir():
-                if ref_dir.name not in keys:
-                    shutil.rmtree(ref_dir, ignore_errors=True)
+        self._sweep_tmp()
+        self._sweep_refs(keys)
+        self._sweep_locks(keys)
+        self._sweep_meta(keys)
+
+    def _sweep_tmp(self) -> None:
+        if not self.tmp.is_dir():
+            return
+        for item in self.tmp.iterdir():
+            key = item.name.split(".", 1)[0]
+            with contextlib.suppress(OSError), self.locked(key, blocking=False) as got:
+                if got:  # nobody is building KEY: whatever is here is a dead builder's
+                    # Any depth, no recursion: a crashed build may have left a tree a
+                    # hostile layer nested thousands of levels deep.
+                    remove_tree(item, ignore_errors=True)
+
+    def _sweep_refs(self, keys: set[str]) -> None:
+        if not self.refs.is_dir():
+            return
+        for ref_dir in self.refs.iterdir():
+            with contextlib.suppress(OSError):
+                if ref_dir.name not in keys or not ref_dir.is_dir() or ref_dir.is_symlink():
+                    remove_tree(ref_dir, ignore_errors=True)
                     continue
                 for ref in ref_dir.iterdir():
                     if not ref.exists():
                         ref.unlink(missing_ok=True)
-        if self.locks.is_dir():
-            for lock in self.locks.glob("*.lock"):
-                key = lock.name.removesuffix(".lock")
-                if key in keys:
-                    continue
+
+    def _sweep_locks(self, keys: set[str]) -> None:
+        if not self.locks.is_dir():
+            return
+        for lock in self.locks.glob("*.lock"):
+            key = lock.name.removesuffix(".lock")
+            if key in keys:
+                continue
+            with contextlib.suppress(OSError):
                 fd = self._try_lock(key, blocking=False)
                 if fd is not None:
                     lock.unlink(missing_ok=True)
                     os.close(fd)
+
+    def _sweep_meta(self, keys: set[str]) -> None:
         for meta in self.root.glob("*.json"):
-            if meta.name.removesuffix(".json") not in keys:
-                with self.locked(meta.name.removesuffix(".json"), blocking=False) as got:
-                    if got and not self.image(meta.name.removesuffix(".json")).exists():
-                        meta.unlink(missing_ok=True)
+            key = meta.name.removesuffix(".json")
+            if key in keys:
+                continue
+            with contextlib.suppress(OSError), self.locked(key, blocking=False) as got:
+                if got and not self.image(key).exists():
+                    meta.unlink(missing_ok=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from runnc_py.errors import RunncError
 from runnc_py.rootfs.mkfs import Fixup
+from runnc_py.rootfs.remove import remove_tree
 from runnc_py.rootfs.tree import DataOpener, Inode, Tree
 
 CHUNK = 1 << 20
@@ -97,7 +97,7 @@ class DiskSink:
     def remove(self, path: str, inode: Inode) -> None:
         with self._guard("remove", path):
             if inode.kind == "dir":
-                shutil.rmtree(self._p(path))  # fd-based, never follows symlinks
+                remove_tree(self._p(path))  # fd-based, iterative, never follows symlinks
             else:
                 os.unlink(self._p(path))
 

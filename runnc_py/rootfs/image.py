@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import tempfile
 import time
 import uuid as uuidlib
@@ -24,8 +23,10 @@ from runnc_py.errors import RunncError
 from runnc_py.rootfs.cache import Cache, cache_key, resolve_cache_dir
 from runnc_py.rootfs.copy import clone_file
 from runnc_py.rootfs.extract import DiskSink, apply_metadata
+from runnc_py.rootfs.limits import Budget, BuildLimits
 from runnc_py.rootfs.mkfs import Fixup, make_ext4
 from runnc_py.rootfs.paths import DevicePolicy
+from runnc_py.rootfs.remove import remove_tree
 from runnc_py.rootfs.size import ContentStats, Layout, human, plan_layout
 from runnc_py.rootfs.sources import Source, detect
 from runnc_py.rootfs.tarstream import read_layer
@@ -88,12 +89,16 @@ def _check_free_space(directory: Path, stats: ContentStats) -> None:
         )
 
 
-def _extract_layers(src: Source, tree_dir: Path, devices: DevicePolicy) -> list[Fixup]:
+def _extract_layers(
+    src: Source, tree_dir: Path, devices: DevicePolicy, limits: BuildLimits
+) -> list[Fixup]:
     applier = Applier(DiskSink(tree_dir, str(src.path)), devices)
+    budget = Budget(limits, str(src.path))
     for number, layer in enumerate(src.layers):
         where = f"{src.path}: {layer.name}"
 
         def visit(member: Any, data: Any, number: int = number, where: str = where) -> None:
+            budget.count_file(where)
             applier.apply(member, data, number, where)
 
         with layer.open() as raw:
@@ -104,6 +109,7 @@ def _extract_layers(src: Source, tree_dir: Path, devices: DevicePolicy) -> list[
                 digest=layer.digest,
                 digest_of=layer.digest_of,
                 size=layer.size,
+                budget=budget,
             )
     return apply_metadata(applier.tree, tree_dir)
 
@@ -117,8 +123,12 @@ def _build(
     headroom: int | None,
     devices: DevicePolicy,
     uuid: str | None,
+    limits: BuildLimits,
 ) -> tuple[ContentStats, Layout]:
-    """Build `image` (must not exist) from `src`; all scratch lives under `scratch_parent`."""
+    """Build `image` (must not exist) from `src`; all scratch lives under `scratch_parent`.
+
+    Depth, path length, decompressed bytes and file count are checked while the source is
+    read, before anything reaches mke2fs (see limits.py, paths.check_path)."""
     where = str(src.path)
     try:
         work = Path(tempfile.mkdtemp(prefix=f"{image.name}.", suffix=".work", dir=scratch_parent))
@@ -128,7 +138,7 @@ def _build(
         ) from None
     try:
         if src.kind == "directory":
-            scan = scan_tree(src.path, devices=devices, where=where)
+            scan = scan_tree(src.path, devices=devices, where=where, limits=limits)
             tree_dir = src.path
             fixups = []
             if (scan.root_mode, scan.root_uid, scan.root_gid) != (0o755, 0, 0):
@@ -136,14 +146,14 @@ def _build(
         else:
             tree_dir = work / "tree"
             tree_dir.mkdir(mode=0o700)
-            fixups = _extract_layers(src, tree_dir, devices)
+            fixups = _extract_layers(src, tree_dir, devices, limits)
             scan = scan_tree(tree_dir, where=where)
         layout = plan_layout(scan.stats, size=size, headroom=headroom)
         _check_free_space(image.parent, scan.stats)
         make_ext4(tree_dir, image, layout, where=where, uuid=uuid, fixups=fixups, scratch=work)
         return scan.stats, layout
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work, ignore_errors=True)  # iterative: any depth the layers made
 
 
 def build_image(
@@ -154,9 +164,14 @@ def build_image(
     headroom: int | None = None,
     devices: DevicePolicy | str = DevicePolicy.SAFE,
     from_layers: bool = False,
+    max_size: int | None = None,
+    max_files: int | None = None,
 ) -> ImageInfo:
-    """Build an ext4 image of `source` at `output` (replaced atomically), without the cache."""
+    """Build an ext4 image of `source` at `output` (replaced atomically), without the cache.
+
+    `max_size`/`max_files` bound what the build reads and creates (limits.BuildLimits)."""
     started = time.monotonic()
+    limits = BuildLimits.for_request(size, max_size=max_size, max_files=max_files)
     policy = _as_policy(devices)
     src = source if isinstance(source, Source) else detect(source, from_layers=from_layers)
     output = Path(output)
@@ -172,6 +187,7 @@ def build_image(
             headroom=headroom,
             devices=policy,
             uuid=None,
+            limits=limits,
         )
         os.replace(tmp, output)
     finally:
@@ -197,6 +213,8 @@ def container_image(
     devices: DevicePolicy | str = DevicePolicy.SAFE,
     from_layers: bool = False,
     use_cache: bool = True,
+    max_size: int | None = None,
+    max_files: int | None = None,
 ) -> ImageInfo:
     """The image `create` attaches: fetched from (or built into) the cache, copied to `dest`.
 
@@ -208,7 +226,16 @@ def container_image(
     src = source if isinstance(source, Source) else detect(source, from_layers=from_layers)
     identity = src.identity() if use_cache else None
     if identity is None:
-        return build_image(src, dest, size=size, headroom=headroom, devices=policy)
+        return build_image(
+            src,
+            dest,
+            size=size,
+            headroom=headroom,
+            devices=policy,
+            max_size=max_size,
+            max_files=max_files,
+        )
+    limits = BuildLimits.for_request(size, max_size=max_size, max_files=max_files)
     dest = Path(dest)
     key = cache_key(identity, size=size, headroom=headroom, devices=policy.value)
     cache = Cache(resolve_cache_dir(cache_dir))
@@ -230,6 +257,7 @@ def container_image(
                         headroom=headroom,
                         devices=policy,
                         uuid=str(uuidlib.UUID(key[:32])),
+                        limits=limits,
                     )
                     cache.publish(
                         key,

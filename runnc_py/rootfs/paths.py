@@ -17,6 +17,19 @@ OPAQUE_MARKER = ".wh..wh..opq"
 # AUFS's own metadata (`.wh..wh.plnk`, `.wh..wh.aufs`): never part of the image.
 AUFS_META_PREFIX = ".wh..wh."
 NAME_MAX = 255
+# Every image path (relative to the root, "a/b/c") is at most this long. mke2fs 1.47.0 (Debian
+# 12) keeps the path of the entry it copies in a buffer of 255 * 2**k bytes and checks its
+# room one byte short: an entry whose "/a/b/c" is exactly as long as the buffer gets its NUL
+# written one past the end. glibc's chunk rounding gives 255, 510, 1020 and 4080-byte buffers
+# spare bytes, but a 2040-byte one none, so an entry path of exactly 2040 bytes corrupts the
+# heap (`realloc(): invalid next size`, seen with a 1020-deep tree). Paths up to 2038 bytes
+# ("/" + 2038 < 2040) never make the buffer reach 2040. Linux itself allows 4095.
+MAX_PATH_BYTES = 2038
+# Real images nest about 10-20 levels (node_modules ~30); 512 leaves room for anything real
+# and keeps mke2fs's recursive copy (one C stack frame per level) shallow.
+MAX_DEPTH = 512
+# ext4 keeps a symlink target in one block (4096 bytes, NUL included); the kernel's limit too.
+MAX_SYMLINK_TARGET = 4095
 
 
 class DevicePolicy(StrEnum):
@@ -43,6 +56,26 @@ def check_device(kind: str, major: int, minor: int, policy: DevicePolicy, *, whe
         "(use --devices allow to keep it)",
         where=where,
     )
+
+
+def _short(path: str) -> str:
+    return repr(path if len(path) <= 48 else path[:24] + "..." + path[-20:])
+
+
+def check_path(path: str, *, where: str) -> None:
+    """Refuse an image path ("a/b/c", relative to the root) deeper or longer than an image
+    can safely hold (MAX_DEPTH, MAX_PATH_BYTES: see above)."""
+    depth = path.count("/") + 1
+    if depth > MAX_DEPTH:
+        raise RunncError(
+            f"path {_short(path)} is nested {depth} directories deep (at most {MAX_DEPTH})",
+            where=where,
+        )
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        raise RunncError(
+            f"path {_short(path)} is {size} bytes long (at most {MAX_PATH_BYTES})", where=where
+        )
 
 
 def split_name(name: str, *, where: str) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import IO
 
 from runnc_py.errors import RunncError
+from runnc_py.rootfs.limits import Budget
 from runnc_py.rootfs.tree import DataOpener
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -36,8 +37,15 @@ Visitor = Callable[[tarfile.TarInfo, DataOpener], None]
 class _Reader:
     """A read-only wrapper: hashes and counts what passes, keeps a short tail, can peek."""
 
-    def __init__(self, inner: IO[bytes], algorithm: str | None = None, window: int = 0) -> None:
+    def __init__(
+        self,
+        inner: IO[bytes],
+        algorithm: str | None = None,
+        window: int = 0,
+        budget: Budget | None = None,
+    ) -> None:
         self.inner = inner
+        self.budget = budget
         self.hash = _ALGORITHMS[algorithm]() if algorithm else None
         self.pos = 0
         self._pushback = b""
@@ -58,8 +66,10 @@ class _Reader:
             take = len(self._pushback) if n < 0 else min(n, len(self._pushback))
             data, self._pushback = self._pushback[:take], self._pushback[take:]
         else:
-            data = self.inner.read(n)
+            data = self.inner.read(self.budget.clamp(n) if self.budget is not None else n)
         if data:
+            if self.budget is not None:
+                self.budget.spend(len(data))
             if self.hash is not None:
                 self.hash.update(data)
             if self._window:
@@ -164,11 +174,14 @@ def read_layer(
     digest: str | None = None,
     digest_of: str = "compressed",
     size: int | None = None,
+    budget: Budget | None = None,
 ) -> None:
     """Call `visit(member, open_data)` for each member of the layer in `raw`, then verify.
 
     `digest` is of the blob as stored (`compressed`, OCI descriptors) or of the plain tar
-    (`uncompressed`, Docker's diff_ids). Any damage raises one RunncError.
+    (`uncompressed`, Docker's diff_ids). Any damage raises one RunncError. `budget` counts
+    every decompressed byte (headers, data, padding, anything after the end-of-archive
+    block) and stops the stream as soon as the build's limit is crossed.
     """
     algorithm = _algorithm(digest, where)
     outer = _Reader(raw, algorithm if digest_of == "compressed" else None)
@@ -188,7 +201,12 @@ def read_layer(
         inner = decompressor = _Filter(["zstd", "-dcq"], outer, where)
     else:
         inner = outer
-    plain = _Reader(inner, algorithm if digest_of == "uncompressed" else None, _WINDOW)  # type: ignore[arg-type]
+    plain = _Reader(
+        inner,  # type: ignore[arg-type]
+        algorithm if digest_of == "uncompressed" else None,
+        _WINDOW,
+        budget,
+    )
     ok = False
     try:
         # Stream mode reads strictly forward; nothing to close but our own readers.

@@ -9,6 +9,9 @@ Paths given to the sink are *real*: every directory on them is a directory of th
 never a symlink. A member whose parent path goes through a symlink is resolved inside the
 image (absolute targets from the image root, as the guest's kernel would), and refused if
 resolution climbs above the root. So whatever the sink writes stays under its own root.
+Every path the sink is given is checked against the image's depth and length limits first
+(paths.check_path), and nothing here recurses: a layer may nest as deep as it likes and is
+refused with one line, never with a RecursionError.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from runnc_py.errors import RunncError
-from runnc_py.rootfs.paths import Action, DevicePolicy, check_device, classify, split_name
+from runnc_py.rootfs.paths import (
+    MAX_SYMLINK_TARGET,
+    Action,
+    DevicePolicy,
+    check_device,
+    check_path,
+    classify,
+    split_name,
+)
 
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
 
@@ -194,6 +205,7 @@ class Applier:
             if entry is None:
                 if not create:
                     return None
+                check_path(_join(real, name), where=where)
                 inode = Inode("dir", mode=0o755, entries={}, implicit=True)
                 current.entries[name] = Entry(inode, layer)
                 self.sink.mkdir(_join(real, name))
@@ -231,19 +243,25 @@ class Applier:
     def _remove_lower(
         self, parent: Inode, real_parent: tuple[str, ...], name: str, layer: int
     ) -> None:
-        """Delete what lower layers put at parent/name, keeping what `layer` itself added."""
-        assert parent.entries is not None
-        entry = parent.entries.get(name)
-        if entry is None or entry.layer == layer:
-            return
-        node = entry.inode
-        if node.kind == "dir" and _has_layer(node, layer):
-            assert node.entries is not None
-            real = (*real_parent, name)
-            for child in list(node.entries):
-                self._remove_lower(node, real, child, layer)
-            return
-        self._drop(parent, real_parent, name)
+        """Delete what lower layers put at parent/name, keeping what `layer` itself added.
+
+        A worklist, not recursion: a directory holding this layer's entries is descended
+        into, anything else of lower layers is dropped whole.
+        """
+        todo = [(parent, real_parent, name)]
+        while todo:
+            directory, real_dir, child = todo.pop()
+            assert directory.entries is not None
+            entry = directory.entries.get(child)
+            if entry is None or entry.layer == layer:
+                continue
+            node = entry.inode
+            if node.kind == "dir" and _has_layer(node, layer):
+                assert node.entries is not None
+                real = (*real_dir, child)
+                todo.extend((node, real, grandchild) for grandchild in node.entries)
+                continue
+            self._drop(directory, real_dir, child)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -262,6 +280,10 @@ class Applier:
         if member.issym():
             if not member.linkname:
                 raise RunncError("symlink with an empty target", where=where)
+            if len(member.linkname.encode("utf-8", "surrogateescape")) > MAX_SYMLINK_TARGET:
+                raise RunncError(
+                    f"symlink target longer than {MAX_SYMLINK_TARGET} bytes", where=where
+                )
             return Inode("symlink", target=member.linkname, **common)  # type: ignore[arg-type]
         if member.isfifo():
             return Inode("fifo", **common)  # type: ignore[arg-type]
@@ -273,15 +295,17 @@ class Applier:
 
     def apply(self, member: tarfile.TarInfo, data: DataOpener, layer: int, where: str) -> None:
         """Apply one member of layer number `layer` (0 = bottom). `data` opens its bytes."""
-        where = f"{where}: member {member.name!r}"
-        try:
-            self._apply(member, data, layer, where)
-        except RecursionError:
-            # Whiteouts over, or removal of, directories nested thousands deep.
-            raise RunncError("directories nested too deep", where=where) from None
+        name = (
+            member.name if len(member.name) <= 64 else member.name[:40] + "..." + member.name[-20:]
+        )
+        self._apply(member, data, layer, f"{where}: member {name!r}")
 
     def _apply(self, member: tarfile.TarInfo, data: DataOpener, layer: int, where: str) -> None:
         parts = split_name(member.name, where=where)
+        if parts:
+            # The name as given first (one line with its whole depth); symlinks on the way
+            # may still change the real path, which is checked again where it is made.
+            check_path(_join(parts), where=where)
         what = classify(parts)
         if what.action is Action.SKIP:
             return
@@ -313,6 +337,7 @@ class Applier:
         assert parent.entries is not None
         name = parts[-1]
         path = _join(real_parent, name)
+        check_path(path, where=where)
         existing = parent.entries.get(name)
         if inode.kind == "dir" and existing is not None and existing.inode.kind == "dir":
             self._update_dir(existing.inode, inode)
@@ -361,6 +386,7 @@ class Applier:
         real_parent, parent = parent_found
         assert parent.entries is not None
         name = parts[-1]
+        check_path(_join(real_parent, name), where=where)
         existing = parent.entries.get(name)
         if existing is not None and existing.inode is target_entry.inode:
             existing.layer = layer

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runnc_py.errors import RunncError
-from runnc_py.rootfs.paths import DevicePolicy, check_device
+from runnc_py.rootfs.limits import Budget, BuildLimits
+from runnc_py.rootfs.paths import DevicePolicy, check_device, check_path
 from runnc_py.rootfs.size import BLOCK, ContentStats
 
 _FAST_SYMLINK_MAX = 59  # ext4 keeps shorter targets inside the inode
@@ -38,8 +39,13 @@ def scan_tree(
     devices: DevicePolicy | None = None,
     fingerprint: bool = False,
     where: str,
+    limits: BuildLimits | None = None,
 ) -> TreeScan:
     """Count inodes and allocated bytes under `root`; check devices against the policy.
+
+    Every entry's path is checked against the image's depth and length limits (mke2fs
+    1.47.0 corrupts its heap on some long paths, see paths.MAX_PATH_BYTES), and with
+    `limits` the entry count and file data against the build's budget, as the walk goes.
 
     The fingerprint covers path, type, mode, owner, size, mtime, ctime, inode and device
     number of every entry (and symlink targets): any change a writer can make to a directory
@@ -52,6 +58,7 @@ def scan_tree(
     if not stat.S_ISDIR(top.st_mode):
         raise RunncError("not a directory", where=str(root))
     digest = hashlib.sha256() if fingerprint else None
+    budget = Budget(limits, where) if limits is not None else None
     seen: set[tuple[int, int]] = set()
     entries = data = meta = 0
     stack = [(str(root), "")]
@@ -65,6 +72,9 @@ def scan_tree(
             raise RunncError(f"cannot read directory: {exc.strerror}", where=directory) from None
         for child in children:
             path = f"{rel}/{child.name}" if rel else child.name
+            check_path(path, where=where)
+            if budget is not None:
+                budget.count_file()
             try:
                 st = child.stat(follow_symlinks=False)
             except OSError as exc:
@@ -96,6 +106,8 @@ def scan_tree(
             entries += 1
             if stat.S_ISREG(mode):
                 data += _blocks(min(st.st_size, st.st_blocks * 512))
+                if budget is not None:
+                    budget.check_data(data, where)
             elif stat.S_ISDIR(mode):
                 stack.append((child.path, path))
         meta += _blocks(dir_bytes)

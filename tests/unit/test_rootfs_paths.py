@@ -101,7 +101,7 @@ def test_debugfs_quote() -> None:
         ("512MiB", 512 * MiB),
         ("512mb", 512 * MiB),
         ("1.5G", 3 * GiB // 2),
-        (" 2 GiB ", 2 * GiB),
+        ("2GiB", 2 * GiB),
         (100, 100),
     ],
 )

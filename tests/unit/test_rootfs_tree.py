@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import io
+import sys
 import tarfile
 
 import pytest
 
 from runnc_py.errors import RunncError
-from runnc_py.rootfs.paths import DevicePolicy
+from runnc_py.rootfs.paths import MAX_DEPTH, MAX_PATH_BYTES, DevicePolicy
 from runnc_py.rootfs.tree import Applier, DataOpener, Inode
 
 
@@ -257,9 +259,30 @@ def test_xattrs_from_pax_headers() -> None:
     assert f is not None and f.xattrs == {"user.k": b"v", "user.b": b"\x00\x01"}
 
 
-def test_deep_nesting_is_walked_or_refused_cleanly() -> None:
-    deep = "/".join(["d"] * 1500)
-    a, disk = apply([[member(f"{deep}/f", data=b"x")]])
-    assert f"{deep}/f" in disk.files and sum(1 for _ in a.tree.walk()) == 1502
-    with pytest.raises(RunncError, match="nested too deep"):
-        apply([[member(f"{deep}/f", data=b"x")], [member(f"{deep}/g", data=b"y"), member(".wh.d")]])
+def test_deep_nesting_is_refused_before_anything_is_written() -> None:
+    deep = "/".join(["d"] * 3000)
+    with pytest.raises(RunncError, match="nested 3001 directories deep") as info:
+        apply([[member(f"{deep}/f", data=b"x")]])
+    assert len(info.value.line()) < 300
+    # Through a symlink: the real path is what counts, checked before any implicit mkdir.
+    target = "/".join(["t"] * (MAX_DEPTH + 5))
+    with pytest.raises(RunncError, match="directories deep"):
+        apply([[member("l", "symlink", linkname=target), member("l/f", data=b"x")]])
+    longest = "/".join(["n" * 200] * 11)[: MAX_PATH_BYTES - 2] + "/f"
+    assert len(longest) == MAX_PATH_BYTES
+    apply([[member(longest, data=b"x")]])
+    with pytest.raises(RunncError, match=f"bytes long \\(at most {MAX_PATH_BYTES}\\)"):
+        apply([[member(longest + "x", data=b"x")]])
+
+
+def test_whiteout_of_a_deep_tree_needs_no_recursion() -> None:
+    deep = "/".join(["d"] * (MAX_DEPTH - 1))
+    layers = [[member(f"{deep}/f", data=b"x")], [member(f"{deep}/g", data=b"y"), member(".wh.d")]]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 100)  # far below the tree's depth
+    try:
+        a, disk = apply(layers)
+    finally:
+        sys.setrecursionlimit(limit)
+    # Layer 2 re-adds d/.../g, so its whiteout of d only removes layer 1's f.
+    assert f"{deep}/g" in disk.files and a.tree.lookup(f"{deep}/f") is None
