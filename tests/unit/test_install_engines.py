@@ -203,3 +203,30 @@ def test_cli_kubernetes_prints_only_the_manifest() -> None:
     done = _cli("install", "--kubernetes")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\n")
+
+
+@pytest.mark.parametrize(
+    ("daemon", "systemd", "pid", "command", "signal_pid", "hint"),
+    [
+        ("dockerd", True, 10, ("systemctl", "reload", "docker"), None, "systemctl reload docker"),
+        ("dockerd", False, 10, (), 10, "kill -HUP 10"),
+        ("dockerd", False, None, (), None, "not running"),
+        ("containerd", True, 7, ("systemctl", "restart", "containerd"), None, "restart"),
+        ("containerd", False, 7, (), None, "restart containerd (pid 7, not under systemd)"),
+    ],
+)
+def test_reload_plans(
+    daemon: str,
+    systemd: bool,
+    pid: int | None,
+    command: tuple[str, ...],
+    signal_pid: int | None,
+    hint: str,
+) -> None:
+    from runnc_py.engines.reload import plan_reload
+
+    action = plan_reload(daemon, systemd=systemd, pid=pid)
+    assert action is not None
+    assert (action.command, action.pid) == (command, signal_pid)
+    assert hint in action.hint
+    assert plan_reload(None, systemd=systemd, pid=pid) is None  # podman: nothing to reload
