@@ -254,6 +254,12 @@ def network_job(
 ) -> NetworkJob | None:
     if not auto.nets:
         return None
+    from runnc_py.net.cmdline import guest_words
+
+    line = guest_line(spec)
+    # Words the guest's parser cannot carry are refused now, before the init and its hooks
+    # run; the init encodes them again with the network's configuration.
+    guest_words(auto.net_kind, line)
     paths = [ns.path for ns in spec.namespaces if ns.type == "network" and ns.path]
     return NetworkJob(
         names=auto.nets,
@@ -263,7 +269,7 @@ def network_job(
         resolv_conf=resolv_conf_path(spec),
         owner=owner,
         group=group,
-        line=guest_line(spec),
+        line=line,
     )
 
 

@@ -123,6 +123,8 @@ def test_create_refuses_an_env_entry_the_port_would_misread(rt: Runtime, lab: La
     bundle = lkl_bundle(rt, lab, "spt")
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["env"] = ["PATH=/bin", "--config=x"]
+    marker = rt.tmp / "prestart-ran"
+    config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}]}
     (bundle / "config.json").write_text(json.dumps(config))
     cid = rt.new_id("lklbad")
     done, _ = rt.create(cid, bundle)
@@ -130,6 +132,7 @@ def test_create_refuses_an_env_entry_the_port_would_misread(rt: Runtime, lab: La
     message = test_lifecycle.last_error(rt)
     assert "process.env[1]" in message and "starts with -c or --" in message, message
     assert_gone(rt, cid)
+    assert not marker.exists(), "refused before the init ran the engine's hooks"
     assert lab.state() == before, "nothing may be wired for a refused command line"
 
 
