@@ -230,6 +230,10 @@ def _private_containerd_config(base: Path, run_dir: Path) -> str:
         'state = "/run/containerd"': f'state = "{run_dir / "state"}"',
         'address = "/run/containerd/containerd.sock"': f'address = "{run_dir / "containerd.sock"}"',
         'sandbox_image = "registry.k8s.io/pause:3.6"': f'sandbox_image = "{PAUSE_IMAGE}"',
+        # CRI gives the pause container oom_score_adj -998; lowering it needs
+        # CAP_SYS_RESOURCE, which this kind of host lacks (runc fails too). Restricted,
+        # containerd keeps it at its own value.
+        "restrict_oom_score_adj = false": "restrict_oom_score_adj = true",
     }
     for old, new in replacements.items():
         assert old in text, f"containerd config default has no {old!r}"
