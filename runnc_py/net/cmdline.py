@@ -189,7 +189,8 @@ _ENCODERS: dict[
 
 
 def lkl_word(word: str) -> str:
-    """WORD as one word of the LKL port's tokenizer (buildargv)."""
+    """WORD as one word of the LKL port's tokenizer (buildargv). Not shlex.quote: POSIX
+    single quotes keep a backslash literal, buildargv's do not."""
     if not word:
         return "''"
     return "".join("\\" + c if c in LKL_SPECIAL else c for c in word)
