@@ -54,7 +54,14 @@ struct tramp_args {
     uint64_t entry;   /* 24 */
     uint64_t sp;      /* 32 */
     uint64_t bootinfo;/* 40 */
+    int64_t fifo_fd;  /* 48: -1, or wait for one byte on this fifo before the filter */
+    uint64_t fifo_path;/* 56: NUL-terminated, to reopen it after a writer left empty-handed */
+    int32_t poll_fd;  /* 64: struct pollfd {fd, events, revents} for poll(2) */
+    int16_t poll_events;  /* 68 */
+    int16_t poll_revents; /* 70 */
+    uint64_t byte;    /* 72: read(2) buffer */
 };
+_Static_assert(sizeof(struct tramp_args) == 80, "the trampoline's offsets");
 
 struct sock_fprog_k {
     unsigned short len;
@@ -86,7 +93,55 @@ __asm__(
     "    addq $16, %r13\n"
     "    decq %r12\n"
     "    jmp 1b\n"
-    "2:  movl $157, %eax\n"          /* prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) */
+    /* The created container waits here for `start` (oci/init.py): nothing of the host is
+     * mapped any more, so the waiting init holds only guest memory. Linux reports no POLLHUP
+     * on a fifo that never had a writer, so poll blocks until `start` writes its byte. */
+    "2:  movq 48(%rbx), %r14\n"
+    "    testq %r14, %r14\n"
+    "    js 6f\n"                     /* no fifo: boot at once */
+    "4:  movl %r14d, 64(%rbx)\n"
+    "    movw $1, 68(%rbx)\n"        /* POLLIN */
+    "    movw $0, 70(%rbx)\n"
+    "    movl $7, %eax\n"            /* poll(&pfd, 1, -1) */
+    "    leaq 64(%rbx), %rdi\n"
+    "    movl $1, %esi\n"
+    "    movq $-1, %rdx\n"
+    "    syscall\n"
+    "    cmpq $-4, %rax\n"           /* EINTR: again */
+    "    je 4b\n"
+    "    testq %rax, %rax\n"
+    "    js 3f\n"
+    "    xorl %eax, %eax\n"          /* read(fd, &byte, 1) */
+    "    movq %r14, %rdi\n"
+    "    leaq 72(%rbx), %rsi\n"
+    "    movl $1, %edx\n"
+    "    syscall\n"
+    "    cmpq $1, %rax\n"
+    "    je 5f\n"
+    "    cmpq $-11, %rax\n"          /* EAGAIN: woken without data, wait again */
+    "    je 4b\n"
+    "    cmpq $-4, %rax\n"
+    "    je 4b\n"
+    "    testq %rax, %rax\n"
+    "    jnz 3f\n"
+    /* EOF: a writer came and left without writing; the fifo would report POLLHUP from now
+     * on, so reopen it to block again (what oci/init.py's wait_fifo does). */
+    "    movl $3, %eax\n"            /* close(fd) */
+    "    movq %r14, %rdi\n"
+    "    syscall\n"
+    "    movl $2, %eax\n"            /* open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) */
+    "    movq 56(%rbx), %rdi\n"
+    "    movl $0x80800, %esi\n"
+    "    xorl %edx, %edx\n"
+    "    syscall\n"
+    "    testq %rax, %rax\n"
+    "    js 3f\n"
+    "    movq %rax, %r14\n"
+    "    jmp 4b\n"
+    "5:  movl $3, %eax\n"            /* close(fd): tells `start` the guest is booting */
+    "    movq %r14, %rdi\n"
+    "    syscall\n"
+    "6:  movl $157, %eax\n"          /* prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) */
     "    movl $38, %edi\n"
     "    movl $1, %esi\n"
     "    xorl %edx, %edx\n"
@@ -107,6 +162,7 @@ __asm__(
     "    xorl %ebx, %ebx\n"
     "    xorl %r12d, %r12d\n"
     "    xorl %r13d, %r13d\n"
+    "    xorl %r14d, %r14d\n"
     "    jmp *%rax\n"
     "3:  movl $231, %eax\n"          /* exit_group(1): nothing left to report an error with */
     "    movl $1, %edi\n"
@@ -222,12 +278,37 @@ static void write_boot_info(const struct runnc_spt_plan *p)
     bi->timerfd = p->timerfd;
 }
 
-/* Everything but stdio and the guest's own fds (the helper sorts, so it gets a copy). */
+/* Everything but stdio, the guest's own fds and the start fifo, which the trampoline closes
+ * itself (the helper sorts, so it gets a copy). */
 static void close_guest_fds(const struct runnc_spt_plan *p)
 {
-    int keep[p->nkeep + 1]; /* + 1: no zero-length array */
+    int keep[p->nkeep + 1];
     memcpy(keep, p->keep_fds, p->nkeep * sizeof *keep);
-    runnc_close_fds_except(keep, p->nkeep);
+    size_t nkeep = p->nkeep;
+    if (p->start_fifo_fd >= 0)
+        keep[nkeep++] = p->start_fifo_fd;
+    runnc_close_fds_except(keep, nkeep);
+}
+
+/* create's lock-step with its init (oci/init.py): nothing can fail any more, so say "ok" and
+ * wait for "go" (the state says "created" by then). Anything else means `create` died or
+ * gave up, and so does the init: there is nobody left to report to. */
+static void sync_with_creator(const struct runnc_spt_plan *p)
+{
+    if (p->ready_fd < 0)
+        return;
+    ssize_t n;
+    do
+        n = write(p->ready_fd, "ok", 2);
+    while (n < 0 && errno == EINTR);
+    if (n != 2)
+        _exit(1);
+    char answer[16];
+    do
+        n = read(p->go_fd, answer, sizeof answer);
+    while (n < 0 && errno == EINTR);
+    if (n != 2 || memcmp(answer, "go", 2) != 0)
+        _exit(1);
 }
 
 /* glibc registers an rseq area in TLS; once TLS is unmapped the kernel would SIGSEGV us on
@@ -306,9 +387,11 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
     }
     write_boot_info(p);
 
-    /* Trampoline region: one code page, then args, filter program and the two ranges to unmap. */
+    /* Trampoline region: one code page, then args, filter program, the two ranges to unmap
+     * and the start fifo's path. */
+    size_t fifo_path_size = p->start_fifo_fd >= 0 ? strlen(p->start_fifo_path) + 1 : 0;
     uint64_t data_size = page_up(sizeof(struct tramp_args) + sizeof(struct sock_fprog_k) +
-                                 p->bpf_size + 15 + MAX_RANGES * 16);
+                                 p->bpf_size + 15 + MAX_RANGES * 16 + fifo_path_size);
     uint64_t region_size = PAGE_SIZE + data_size;
     uint8_t *region = mmap(NULL, region_size, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -343,11 +426,18 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
     /* x86_64: the guest starts as if called, with rsp 8 below a 16-byte boundary. */
     args->sp = p->mem_size - 8;
     args->bootinfo = SPT_BOOT_INFO_BASE;
+    args->fifo_fd = p->start_fifo_fd >= 0 ? p->start_fifo_fd : -1;
+    if (fifo_path_size) {
+        char *path = (char *)(ranges + MAX_RANGES);
+        memcpy(path, p->start_fifo_path, fifo_path_size);
+        args->fifo_path = (uint64_t)(uintptr_t)path;
+    }
     if (mprotect(region, PAGE_SIZE, PROT_READ | PROT_EXEC) == -1) {
         fail(err, errlen, "protecting the trampoline: %s", strerror(errno));
         goto unmap_region;
     }
 
+    sync_with_creator(p);
     /* Point of no return: from here on failures cannot be reported to Python. */
     close(p->elf_fd);
     close_guest_fds(p);

@@ -8,7 +8,8 @@
  *   devices in the epoll set, writes boot info + manifest + command line exactly where
  *   solo5-spt puts them, closes every fd the guest must not have, resets signal handling,
  *   unmaps every host mapping (the Python interpreter included) but a one-page trampoline,
- *   and from that trampoline sets NO_NEW_PRIVS, installs the filter and jumps to the guest.
+ *   and from that trampoline (for a created container: after `start`'s byte arrives on the
+ *   exec fifo) sets NO_NEW_PRIVS, installs the filter and jumps to the guest.
  *
  * The block between CFFI-BEGIN and CFFI-END is also the cffi cdef (see build.py): keep it
  * plain declarations.
@@ -49,6 +50,14 @@ struct runnc_spt_plan {
     uint32_t nkeep;
     int exec_heap;                      /* --x-exec-heap: guest memory is also executable */
     int shed_host;                      /* 1: unmap all host memory before the jump */
+    /* A created container (oci/init.py), else -1: once everything is in place, write "ok"
+     * to ready_fd and wait for "go" on go_fd; after shedding the host, wait for one byte on
+     * start_fifo_fd (reopening start_fifo_path when a writer leaves without writing), close
+     * it, then install the filter and jump. */
+    int ready_fd;
+    int go_fd;
+    int start_fifo_fd;
+    const char *start_fifo_path;
 };
 
 /* Create the guest's epoll set and timerfd (registered with data.u64 = ~1U as solo5-spt

@@ -60,6 +60,22 @@ class LaunchRequest:
         return f"/proc/self/fd/{self.unikernel_fd}"
 
 
+@dataclass(frozen=True)
+class StartGate:
+    """Hold a prepared spt guest at its last step until someone says start (oci/init.py).
+
+    Once nothing can fail any more, the launcher writes "ok" to READY_FD and waits for "go"
+    on GO_FD (the creator's lock-step); then it sheds the host (the interpreter included)
+    and, from the trampoline, waits for one byte on the fifo FIFO_FD, closes it, installs
+    the filter and jumps. FIFO_PATH reopens the fifo when a writer left without writing.
+    """
+
+    ready_fd: int
+    go_fd: int
+    fifo_fd: int
+    fifo_path: str
+
+
 @dataclass
 class PreparedBoot:
     """An spt boot ready to go: every fd open, the filter compiled."""
@@ -353,9 +369,14 @@ def image_plan_fields(
     }
 
 
-def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
-    """Become the guest (spt) or its monitor (hvt). Returns only by raising RunncError."""
+def boot(prepared: Prepared, *, shed_host: bool = True, gate: StartGate | None = None) -> NoReturn:
+    """Become the guest (spt) or its monitor (hvt). Returns only by raising RunncError.
+
+    GATE (spt only): wait for a start signal after shedding the host (see StartGate).
+    """
     if not isinstance(prepared, PreparedBoot):
+        if gate is not None:
+            raise RunncError("an hvt guest cannot wait for start inside its monitor")
         from runnc_py.monitor.hvt import boot_hvt
 
         boot_hvt(prepared)
@@ -374,6 +395,7 @@ def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
     watch_fds = ffi.new("int[]", [n.fd for n in nets])
     watch_tokens = ffi.new("uint64_t[]", [index[n.name] for n in nets])
     bpf = ffi.new("uint8_t[]", prepared.bpf)
+    fifo_path = ffi.NULL if gate is None else ffi.new("char[]", gate.fifo_path.encode())
     plan = ffi.new(
         "struct runnc_spt_plan *",
         {
@@ -389,6 +411,10 @@ def boot(prepared: Prepared, *, shed_host: bool = True) -> NoReturn:
             "nkeep": len(keep),
             "exec_heap": int(prepared.x_exec_heap),
             "shed_host": int(shed_host),
+            "ready_fd": -1 if gate is None else gate.ready_fd,
+            "go_fd": -1 if gate is None else gate.go_fd,
+            "start_fifo_fd": -1 if gate is None else gate.fifo_fd,
+            "start_fifo_path": fifo_path,
         },
     )
     err = ffi.new("char[512]")

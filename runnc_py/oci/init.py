@@ -4,22 +4,31 @@ Its pid is the container's pid from `create` on (the engine waits on it), so the
 status is the container's. Steps, with the parent (`lifecycle.create`) in lock-step over a
 pair of pipes (`Channel`):
 
-  1. new session; the console slave as controlling tty and stdio (process.terminal);
-     join/create namespaces (see namespaces.py)                              -> "ok"
+  1. only our own fds kept (oci/fds.py); new session; the console slave as controlling tty
+     and stdio (process.terminal); join/create namespaces (see namespaces.py)  -> "ok"
   2. (parent: cgroup, prestart + createRuntime hooks)                        <- "go"
   3. the namespace's interfaces handed to the guest's free network devices (the engine set
      the namespace up during 1-2; taps, tc filters, net.json: see oci/autodev.py);
      createContainer hooks in the container's namespaces (they see the taps);
      launch.prepare() opens the devices and compiles the filter;
-     exec.fifo opened for reading without blocking                           -> "ok"
-  4. (parent: pid file, state "created", exits)                              <- "go"
-  5. wait until `start` writes a byte into exec.fifo
-  6. startContainer hooks; close exec.fifo (`start` waits for this, then runs poststart);
-     drop privileges (user, rlimits, capabilities, NNP); boot.
+     exec.fifo opened for reading without blocking
+  then, for an spt guest without startContainer hooks (the common case):
+  4. drop privileges (user, rlimits, capabilities, NNP); the launcher maps and loads the
+     guest                                                                   -> "ok"
+     (parent: pid file, state "created", exits)                              <- "go"
+  5. the launcher unmaps the interpreter; its trampoline waits until `start` writes a byte
+     into exec.fifo, closes it (`start` waits for this, then runs poststart hooks),
+     installs the filter and jumps. A created container holds only guest memory.
+  otherwise (startContainer hooks, or an hvt guest):
+  4.                                                                         -> "ok"
+     (parent: pid file, state "created", exits)                              <- "go"
+  5. wait (in Python) until `start` writes a byte into exec.fifo
+  6. startContainer hooks; close exec.fifo; drop privileges; boot.
 
-Before step 4 every failure goes back to the parent, which reports it and tears the container
-down; a parent that dies (EOF on the channel) makes the init exit at once. After step 4 the
-engine's stdio and --log are the only witnesses, so failures are written there, exit status 1.
+Before the parent's last "go" every failure goes back to the parent, which reports it and
+tears the container down; a parent that dies (EOF on the channel) makes the init exit at
+once. After it the engine's stdio and --log are the only witnesses, so failures are written
+there, exit status 1.
 """
 
 from __future__ import annotations
@@ -164,41 +173,12 @@ class InitConfig:
 def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
     """The init's whole life (see the module docstring). Never returns."""
     try:
-        # Python turns SIGINT into KeyboardInterrupt: the container must die of it as a
-        # plain process does. SIGPIPE stays ignored while Python runs (a hook that does not
-        # read its stdin must not kill us); the launcher resets every signal before the jump.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        from runnc_py.oci.fds import close_inherited_fds
-
-        # Before anything else, so no hook ever sees an fd of the engine's in our /proc/PID/fd.
-        own = (chan.rfd, chan.wfd, *(() if cfg.console_slave is None else (cfg.console_slave,)))
-        close_inherited_fds((*own, *cfg.keep_fds))
-        os.setsid()
-        if cfg.console_slave is not None:
-            from runnc_py.oci.console import become_terminal
-
-            become_terminal(cfg.console_slave)
-        from runnc_py.oci.namespaces import enter
-
-        enter(cfg.ns_actions, cfg.hostname)
+        _enter_container(chan, cfg)
         send(chan, OK)
         _wait_go(chan)
-
-        from runnc_py.monitor import launch
-        from runnc_py.oci.hooks import run_hooks
-
-        request = cfg.request
-        if cfg.network is not None:
-            from runnc_py.oci.autodev import wire_network
-
-            # From here on net.json records the wiring: a failure below is undone by the
-            # parent's teardown (or by `delete`, if the parent died).
-            request = wire_network(cfg.network, request)
-        run_hooks(
-            "createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating")
-        )
-        prepared = launch.prepare(request)
-        fifo_fd = open_fifo_reader(cfg.fifo)
+        prepared, fifo_fd = _prepare_guest(cfg)
+        if _waits_in_launcher(cfg, prepared):
+            _boot_when_started(chan, cfg, prepared, fifo_fd)  # returns only by raising
         send(chan, OK)
         _wait_go(chan)
         chan.close()
@@ -210,18 +190,86 @@ def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
         os._exit(1)
 
     try:
-        fifo_fd = wait_fifo(cfg.fifo, fifo_fd)
-        run_hooks("startContainer", cfg.hooks.get("startContainer", ()), cfg.hook_state("created"))
-        os.close(fifo_fd)  # tells `start` the guest is booting: it runs poststart hooks now
-        from runnc_py.oci.security import apply_process_security
-
-        apply_process_security(cfg.security)
-        launch.boot(prepared)
+        _start_in_python(cfg, prepared, fifo_fd)
     except RunncError as exc:
         _report(cfg, exc.line())
     except BaseException as exc:  # never unwind into the code of `create`
         _report(cfg, f"init failed: {exc!r}")
     os._exit(1)
+
+
+def _enter_container(chan: Channel, cfg: InitConfig) -> None:
+    """Step 1: own fds only, own session, the console, the container's namespaces."""
+    # Python turns SIGINT into KeyboardInterrupt: the container must die of it as a plain
+    # process does. SIGPIPE stays ignored while Python runs (a hook that does not read its
+    # stdin must not kill us); the launcher resets every signal before the jump.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from runnc_py.oci.fds import close_inherited_fds
+
+    # Before anything else, so no hook ever sees an fd of the engine's in our /proc/PID/fd.
+    own = (chan.rfd, chan.wfd, *(() if cfg.console_slave is None else (cfg.console_slave,)))
+    close_inherited_fds((*own, *cfg.keep_fds))
+    os.setsid()
+    if cfg.console_slave is not None:
+        from runnc_py.oci.console import become_terminal
+
+        become_terminal(cfg.console_slave)
+    from runnc_py.oci.namespaces import enter
+
+    enter(cfg.ns_actions, cfg.hostname)
+
+
+def _prepare_guest(cfg: InitConfig) -> tuple[Any, int]:
+    """Step 3: wire the network, createContainer hooks, open the devices and compile the
+    filter (launch.prepare), open exec.fifo for reading. Returns (prepared, fifo fd)."""
+    from runnc_py.monitor import launch
+    from runnc_py.oci.hooks import run_hooks
+
+    request = cfg.request
+    if cfg.network is not None:
+        from runnc_py.oci.autodev import wire_network
+
+        # From here on net.json records the wiring: a failure below is undone by the
+        # parent's teardown (or by `delete`, if the parent died).
+        request = wire_network(cfg.network, request)
+    run_hooks("createContainer", cfg.hooks.get("createContainer", ()), cfg.hook_state("creating"))
+    prepared = launch.prepare(request)
+    return prepared, open_fifo_reader(cfg.fifo)
+
+
+def _waits_in_launcher(cfg: InitConfig, prepared: Any) -> bool:
+    """An spt guest without startContainer hooks waits for `start` inside the launcher, with
+    the interpreter unmapped. startContainer hooks must run in the init after `start`, and
+    the hvt monitor has no such wait: those keep waiting in Python."""
+    from runnc_py.monitor.launch import PreparedBoot
+
+    return isinstance(prepared, PreparedBoot) and not cfg.hooks.get("startContainer")
+
+
+def _boot_when_started(chan: Channel, cfg: InitConfig, prepared: Any, fifo_fd: int) -> None:
+    """Steps 4-6 in the launcher: drop privileges now, then let the C side map and load the
+    guest, answer "ok" and wait for "go" (any failure until then still reaches `create`),
+    shed the interpreter and, from the trampoline, wait for `start`'s byte on exec.fifo."""
+    from runnc_py.monitor import launch
+    from runnc_py.oci.security import apply_process_security
+
+    apply_process_security(cfg.security)
+    gate = launch.StartGate(ready_fd=chan.wfd, go_fd=chan.rfd, fifo_fd=fifo_fd, fifo_path=cfg.fifo)
+    launch.boot(prepared, gate=gate)
+
+
+def _start_in_python(cfg: InitConfig, prepared: Any, fifo_fd: int) -> NoReturn:
+    """Steps 5-6 the slower way: wait for `start` here, run startContainer hooks, close
+    exec.fifo (`start` waits for that, then runs poststart), drop privileges, boot."""
+    from runnc_py.monitor import launch
+    from runnc_py.oci.hooks import run_hooks
+    from runnc_py.oci.security import apply_process_security
+
+    fifo_fd = wait_fifo(cfg.fifo, fifo_fd)
+    run_hooks("startContainer", cfg.hooks.get("startContainer", ()), cfg.hook_state("created"))
+    os.close(fifo_fd)  # tells `start` the guest is booting: it runs poststart hooks now
+    apply_process_security(cfg.security)
+    launch.boot(prepared)
 
 
 def _report(cfg: InitConfig, message: str) -> None:

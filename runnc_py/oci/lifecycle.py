@@ -458,6 +458,12 @@ def start(g: Globals, container_id: str) -> None:
         state = store.load(container_id)
         status = state.status(path)
         if status != CREATED:
+            if status == STOPPED and state.phase == CREATED:  # never started: its init died
+                raise RunncError(
+                    f"cannot start: the container's init (pid {state.pid}) is gone; it was "
+                    "killed or died before start",
+                    where=container_id,
+                )
             if status == STOPPED:
                 raise RunncError("cannot start a container that has stopped", where=container_id)
             raise RunncError(f"cannot start a container that is {status}", where=container_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -180,7 +181,7 @@ def _create_with_fd(
     create = [*rt.base, "create", "--bundle", str(bundle), *extra, cid]
     with open(rt.tmp / f"{cid}.out", "w") as out:
         return subprocess.run(
-            ["/bin/sh", "-c", f'exec {fd_number}<"$0"; exec "$@"', str(target), *create],
+            ["/bin/sh", "-c", f'exec {fd_number}<>"$0"; exec "$@"', str(target), *create],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -221,7 +222,7 @@ def test_inherited_fds_reach_neither_hooks_nor_the_guest(rt: Runtime) -> None:
 
 def test_only_preserved_fds_may_be_handed_to_the_guest(rt: Runtime) -> None:
     handed = rt.tmp / "handed"
-    handed.write_text("")
+    os.mkfifo(handed)  # the guest's epoll set takes it, as it would a tap
     bundle = rt.bundle("net.spt", annotations={"org.runnc-py.net.service0": "@5"})
 
     refused = rt.new_id("nopreserve")
@@ -249,3 +250,50 @@ def test_only_preserved_fds_may_be_handed_to_the_guest(rt: Runtime) -> None:
     assert os.readlink(f"/proc/{pid}/fd/5") == str(handed)  # kept for the guest
     assert rt("delete", "--force", accepted).returncode == 0
     assert wait_exit(pid) == 137
+
+
+# ---------------------------------------------------------------------------- waiting for start
+
+
+def test_created_container_waits_in_the_launcher_with_no_interpreter(rt: Runtime) -> None:
+    """Between create and start the init holds guest memory only: no host mappings, at most
+    1 MB resident, not yet under its filter; `start` releases it."""
+    cid = rt.new_id("small")
+    pid, out = rt.created(cid, rt.bundle("hello.spt", ("a",)))
+    status = _status(pid)
+    assert int(status["VmRSS"].split()[0]) <= 1024, status["VmRSS"]
+    assert status["Seccomp"] == "0"  # the filter comes after start's byte
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    assert [line for line in maps if len(line.split()) >= 6 and "[vsyscall]" not in line] == []
+    assert rt.status(cid) == "created"
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0, out.read_text()
+    assert out.read_text() == "Hello, World\nCommand line is: 'a'\n"
+    assert rt("delete", cid).returncode == 0
+
+
+def test_a_writer_that_leaves_without_writing_does_not_start_the_guest(rt: Runtime) -> None:
+    cid = rt.new_id("emptywriter")
+    pid, out = rt.created(cid, rt.bundle("hello.spt"))
+    fd = os.open(rt.root / cid / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(fd)
+    assert rt.status(cid) == "created"
+    assert "Hello" not in out.read_text()
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0
+    assert "Hello, World" in out.read_text()
+    assert rt("delete", cid).returncode == 0
+
+
+def test_start_of_a_container_whose_init_was_killed(rt: Runtime) -> None:
+    cid = rt.new_id("killedinit")
+    pid, _ = rt.created(cid, rt.bundle("hello.spt"))
+    os.kill(pid, signal.SIGKILL)
+    assert wait_exit(pid) == 137
+    done = rt("start", cid)
+    assert done.returncode != 0
+    assert test_lifecycle.last_error(rt) == (
+        f"{cid}: cannot start: the container's init (pid {pid}) is gone; it was killed or died "
+        "before start"
+    )
+    assert rt("delete", cid).returncode == 0

@@ -665,7 +665,8 @@ def test_guest_runs_unprivileged(rt: Runtime) -> None:
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]
     (bundle / "config.json").write_text(json.dumps(config))
     pid, out = rt.created(cid, bundle)
-    assert proc_status(pid)["Uid"].split()[0] == "0"  # still root while created
+    # Privileges are dropped in create: the init waits for start as the container's user.
+    assert proc_status(pid)["Uid"].split() == ["65534"] * 4
     assert rt("start", cid).returncode == 0
     wait_for(lambda: "sleeping" in out.read_text(), what="the guest to sleep")
     status = proc_status(pid)
