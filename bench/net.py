@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Network benchmark (issue 6): wiring time, and ping round trip through the tap vs a veth.
+"""Network benchmark (issues 6, 11): wiring time and import cost, lean rtnetlink codec against
+the pyroute2-based wiring it replaced, and ping round trip through the tap vs a veth.
 
     python3 bench/net.py [--runs 30] [--cold 10] [--pings 300]      (root)
 
 Builds its own namespaces (deleted at the end): a host with a bridge, container A (wired:
 tap + tc redirect, a stand-in guest answering on the tap) and container B (plain veth, the
-kernel answers). Rows:
-  import            importing runnc_py.net.read + wiring (pyroute2 included), fresh process
-  read_facts/wire   per call, warm (repeated in one process) and cold (first call in a fresh
-                    process, what `create` pays); wire includes the netns hop and 2 dumps
+kernel answers). The previous implementation ("pyroute2": rtnl/read/wiring on pyroute2's
+message classes) is taken from this repository's history (git show PREVIOUS) into a temporary
+package, so both run on the same machine in the same run. Rows:
+  import            read + wiring modules in a fresh `python -IS` that already imported what
+                    `create` imports anyway (cli, lifecycle, autodev, handover, config, store)
+  read_facts+wire   per call, cold (first call in a fresh process, what `create` pays; ours
+                    includes journaling every step to net.json) and warm (repeated in one
+                    process); wire includes the netns hop and the dumps
   unwire            per call, warm (the kernel's tap deletion dominates)
   ping rtt          host -> B (veth only, the kernel answers) vs host -> A through veth + tc +
                     tap, answered by our `net` test unikernel (runnc-py exec, its command line
@@ -30,27 +35,96 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+SITE = sysconfig.get_paths()["purelib"]  # -IS leaves it out; /usr/local/bin/runnc-py adds it
+PREVIOUS = "d3c68d2"  # the last commit whose wiring went through pyroute2's message classes
+BASE = "import runnc_py.cli, runnc_py.oci.lifecycle, runnc_py.oci.autodev, runnc_py.net.handover, \
+runnc_py.net.config, runnc_py.net.store"
 COLD = """
-import json, sys, time
+import json, sys, tempfile, time
+sys.path[:0] = sys.argv[1].split(":")
+pkg, path = sys.argv[2], sys.argv[3]
+BASE
+import runnc_py.net.store as store
 t0 = time.perf_counter()
-import runnc_py.net.read, runnc_py.net.wiring
+read = __import__(pkg + ".read", fromlist=["x"])
+wiring = __import__(pkg + ".wiring", fromlist=["x"])
 t1 = time.perf_counter()
-facts = runnc_py.net.read.read_facts(sys.argv[1])
+facts = read.read_facts(path)
 t2 = time.perf_counter()
-wired = runnc_py.net.wiring.wire(sys.argv[1], facts)
+if pkg == "runnc_py.net":
+    wired = wiring.wire(path, facts, journal=store.journal(tempfile.mkdtemp(), facts))
+else:
+    wired = wiring.wire(path, facts)
 t3 = time.perf_counter()
-runnc_py.net.wiring.unwire(wired)
-print(json.dumps({"import": t1 - t0, "read": t2 - t1, "wire": t3 - t2}))
-"""
+wiring.unwire(wired)
+print(json.dumps({"import": t1 - t0, "read": t2 - t1, "wire": t3 - t2,
+                  "pyroute2": "pyroute2" in sys.modules}))
+""".replace("BASE", BASE)
+
+
+def previous_wiring(into: Path) -> str | None:
+    """The pyroute2-based rtnl/read/wiring of PREVIOUS as package `prevnet` under INTO (their
+    pure helpers, facts/wired/netns/naming, are today's); None without git or that commit."""
+    pkg = into / "prevnet"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in ("rtnl", "read", "wiring"):
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{PREVIOUS}:runnc_py/net/{name}.py"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            return None
+        text = done.stdout
+        for mod in ("rtnl", "read", "wiring"):
+            text = text.replace(f"runnc_py.net.{mod} import", f"prevnet.{mod} import")
+        (pkg / f"{name}.py").write_text(text)
+    return str(into)
+
+
+def cold_runs(pkg: str, extra_path: str, netns: str, count: int) -> list[dict[str, float]]:
+    """COLD in `count` fresh `python -IS` processes (the entry point's flags), round robin
+    is the caller's job."""
+    return [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-IS", "-c", COLD, f"{REPO}:{extra_path}:{SITE}", pkg, netns],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            ).stdout
+        )
+        for _ in range(count)
+    ]
+
+
+def warm_runs(read: Any, wiring: Any, netns: str, runs: int) -> tuple[list[float], ...]:
+    reads, wires, unwires = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        facts = read.read_facts(netns)
+        t1 = time.perf_counter()
+        wired = wiring.wire(netns, facts)
+        t2 = time.perf_counter()
+        wiring.unwire(wired)
+        t3 = time.perf_counter()
+        reads.append(t1 - t0)
+        wires.append(t2 - t1)
+        unwires.append(t3 - t2)
+    return reads, wires, unwires
 
 
 def sh(*args: str) -> str:
@@ -161,8 +235,37 @@ def unikernel(ns: str, guest: Path, tap: str, mac: str, cmdline: str) -> Iterato
         proc.wait()
 
 
-def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1e3:7.2f} ms  min {min(values) * 1e3:7.2f} ms"
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report_wiring(
+    cold: dict[str, list[dict[str, float]]], warm: dict[str, tuple[list[float], ...]]
+) -> None:
+    """One row per measure: ours (lean), the pyroute2-based one, and their ratio."""
+    rows: dict[str, dict[str, float]] = {name: {} for name in cold}
+    for name, runs in cold.items():
+        rows[name]["import"] = med([c["import"] for c in runs])
+        rows[name]["read_facts+wire cold"] = med([c["read"] + c["wire"] for c in runs])
+        rows[name]["import+read+wire cold"] = med(
+            [c["import"] + c["read"] + c["wire"] for c in runs]
+        )
+        reads, wires, unwires = warm[name]
+        rows[name]["read_facts+wire warm"] = med([r + w for r, w in zip(reads, wires, strict=True)])
+        rows[name]["unwire warm"] = med(unwires)
+    if any(c["pyroute2"] for c in cold["lean"]):
+        print("  NOTE: the lean path imported pyroute2")
+    goals = {"import": "(goal < 5 ms)", "read_facts+wire cold": "(goal < 5 ms)"}
+    prev = rows.get("pyroute2")
+    head = "pyroute2".rjust(11) + "  lean/pyroute2" if prev else ""
+    print(f"  {'':24}{'lean':>9}{head}")
+    for measure, value in rows["lean"].items():
+        line = f"  {measure:24}{value * 1e3:7.2f} ms"
+        if prev:
+            line += f"{prev[measure] * 1e3:9.2f} ms  {value / prev[measure]:8.3f}x"
+        print(f"{line}  {goals.get(measure, '')}".rstrip())
+    if not prev:
+        print(f"  (pyroute2 columns skipped: commit {PREVIOUS} not reachable with git)")
 
 
 def main() -> None:
@@ -172,6 +275,8 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=300)
     args = parser.parse_args()
 
+    import runnc_py.net.read
+    import runnc_py.net.wiring
     from runnc_py.net.echo_guest import EchoGuest
     from runnc_py.net.read import read_facts
     from runnc_py.net.solo5 import render_solo5_cmdline
@@ -186,30 +291,21 @@ def main() -> None:
     uni: dict[str, float] = {}
     path_a = f"/run/netns/{a}"
     try:
-        cold = [
-            json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", COLD, path_a],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    cwd=REPO,
-                ).stdout
-            )
-            for _ in range(args.cold)
-        ]
-        reads, wires, unwires = [], [], []
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            facts = read_facts(path_a)
-            t1 = time.perf_counter()
-            wired = wire(path_a, facts)
-            t2 = time.perf_counter()
-            unwire(wired)
-            t3 = time.perf_counter()
-            reads.append(t1 - t0)
-            wires.append(t2 - t1)
-            unwires.append(t3 - t2)
+        impls: dict[str, tuple[str, str]] = {"lean": ("runnc_py.net", "")}
+        prev_path = previous_wiring(Path(tempfile.mkdtemp(prefix="runnc-bench-prev-")))
+        if prev_path is not None:
+            impls["pyroute2"] = ("prevnet", prev_path)
+        cold: dict[str, list[dict[str, float]]] = {name: [] for name in impls}
+        for _ in range(args.cold):  # round robin: drift in load hits both alike
+            for name, (pkg, extra_path) in impls.items():
+                cold[name] += cold_runs(pkg, extra_path, path_a, 1)
+        warm = {"lean": warm_runs(runnc_py.net.read, runnc_py.net.wiring, path_a, args.runs)}
+        if prev_path is not None:
+            sys.path.insert(0, prev_path)
+            import prevnet.read
+            import prevnet.wiring
+
+            warm["pyroute2"] = warm_runs(prevnet.read, prevnet.wiring, path_a, args.runs)
 
         facts = read_facts(path_a)
         wired = wire(path_a, facts)
@@ -236,17 +332,8 @@ def main() -> None:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(guests, ignore_errors=True)
 
-    both_warm = [r + w for r, w in zip(reads, wires, strict=True)]
-    both_cold = [c["read"] + c["wire"] for c in cold]
     print(f"runnc-py network wiring, 1 interface ({args.runs} warm runs, {args.cold} cold)")
-    print(f"  import (pyroute2)     {ms([c['import'] for c in cold])}")
-    print(f"  read_facts warm       {ms(reads)}")
-    print(f"  wire warm             {ms(wires)}")
-    print(f"  read_facts+wire warm  {ms(both_warm)}")
-    print(f"  read_facts cold       {ms([c['read'] for c in cold])}")
-    print(f"  wire cold             {ms([c['wire'] for c in cold])}")
-    print(f"  read_facts+wire cold  {ms(both_cold)}   (goal < 5 ms)")
-    print(f"  unwire warm           {ms(unwires)}")
+    report_wiring(cold, warm)
     print(f"ping rtt, median of {args.pings} per target, 2 ms apart, targets alternated")
     if uni:
         print(f"  plain veth            {uni['veth']:6.1f} us")

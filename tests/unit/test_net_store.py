@@ -53,6 +53,33 @@ def test_corrupt_records_are_one_line_errors(tmp_path: Path, content: str, messa
     assert "\n" not in err.value.line()
 
 
+def test_journal_lines_are_read_newest_first_and_a_cut_line_is_ignored(tmp_path: Path) -> None:
+    """While `wire` runs, net.json is a journal: one record per line, appended before each
+    step. `load` returns the newest complete line; the final `save` replaces the journal."""
+    from dataclasses import replace
+
+    from runnc_py.net.wired import IfaceUndo
+
+    full = record()
+    assert full.wired is not None
+    first = replace(full.wired, devices=(), undo=(IfaceUndo("eth0", tap="tapeth0"),))
+    save = store.journal(tmp_path, full.facts, full.config_kind, full.config)
+    save(first)
+    assert store.load(tmp_path).wired == first
+    save(full.wired)
+    path = tmp_path / "net.json"
+    assert len(path.read_text().splitlines()) == 2
+    assert store.load(tmp_path) == full
+    with open(path, "a") as f:
+        f.write('{"version": 1, "facts": {"interf')  # a crash in the middle of a line
+    assert store.load(tmp_path) == full
+    store.save(tmp_path, replace(full, config="final"))
+    assert json.loads(path.read_text())["config"]["text"] == "final"  # one JSON document again
+    again = store.journal(tmp_path, full.facts)
+    again(first)  # a new journal starts a new file
+    assert len(path.read_text().splitlines()) == 1
+
+
 def test_missing_record(tmp_path: Path) -> None:
     with pytest.raises(RunncError, match="no network record"):
         store.load(tmp_path)
