@@ -13,6 +13,7 @@ Its config is `containerd config default` plus `install --containerd --config co
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -96,6 +97,7 @@ class Registration:
     before: bytes | None  # the file before the fixture touched it (None: absent)
     installed: bytes | None = None  # before `install`: what uninstall must give back
     changed: bool = False
+    seeded: bool = False
 
     def install(self, *extra: str) -> None:
         self.installed = self.path.read_bytes() if self.path.exists() else None
@@ -112,10 +114,18 @@ class Registration:
                 now = self.path.read_bytes() if self.path.exists() else None
                 assert now == self.installed, f"{self.path}: install/uninstall not byte-identical"
         finally:
-            if self.before is None:
-                self.path.unlink(missing_ok=True)
-            else:
-                self.path.write_bytes(self.before)
+            if self.changed or self.seeded:
+                if self.before is None:
+                    self.path.unlink(missing_ok=True)
+                else:
+                    self.path.write_bytes(self.before)
+
+    def seed(self, text: str) -> None:
+        """Give a missing file TEXT (settings install must keep), removed again at the end."""
+        if self.before is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(text)
+            self.seeded = True
 
     @classmethod
     def of(cls, engine: str, path: Path) -> Registration:
@@ -124,6 +134,38 @@ class Registration:
 
 def _registered_in(path: Path, probe: Callable[[str], bool]) -> bool:
     return path.exists() and probe(path.read_text())
+
+
+class EngineLock:
+    """Coordinates the test sessions (other agents', CI jobs) sharing one host engine, so no
+    session stops a daemon or unregisters a runtime another one is using: setup under an
+    exclusive lock, the tests under a shared one, the teardown under an exclusive one again.
+
+        with EngineLock("docker") as lock:   # exclusive: set up
+            lock.using()                     # shared: run the tests
+            lock.finishing()                 # exclusive again (waits for the others): tear down
+    """
+
+    def __init__(self, name: str) -> None:
+        self.path = f"/run/lock/runnc-py-e2e-{name}.lock"
+        self.fd = -1
+
+    def __enter__(self) -> EngineLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def using(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def finishing(self) -> None:
+        # Unlock first: two sessions both holding LOCK_SH and asking for LOCK_EX in one step
+        # would wait for each other forever.
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock
 
 
 # ---------------------------------------------------------------------------- Docker
@@ -160,29 +202,27 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
     """A dockerd with runnc-py registered by `runnc-py install --docker` into a daemon.json
     that holds other settings (added for the test when the file is new)."""
     need("dockerd", "docker")
-    reg = Registration.of("docker", DAEMON_JSON)
-    already = _registered_in(
-        DAEMON_JSON, lambda t: NAME in (json.loads(t or "{}").get("runtimes") or {})
-    )
-    running = docker_answers()
-    started: subprocess.Popen[bytes] | None = None
-    try:
-        if reg.before is None:
-            DAEMON_JSON.parent.mkdir(parents=True, exist_ok=True)
-            DAEMON_JSON.write_text(json.dumps(DOCKER_OTHER_SETTINGS, indent=2) + "\n")
-        found = json.loads(DAEMON_JSON.read_text() or "{}")
-        if not already:
-            reg.install(*(("--reload",) if running else ()))
-        if not running:
-            log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-            started = start_daemon(["dockerd"], docker_answers, log)
-        yield DockerEngine(found)
-    finally:
-        if started is not None:
-            stop_daemon(started)
-        reg.uninstall()
-        if started is None and running and reg.changed and docker_answers():
-            os.kill(_dockerd_pid(), signal.SIGHUP)  # forget the runtime again
+    with EngineLock("docker") as lock:
+        reg = Registration.of("docker", DAEMON_JSON)
+        running = docker_answers()
+        started: subprocess.Popen[bytes] | None = None
+        try:
+            reg.seed(json.dumps(DOCKER_OTHER_SETTINGS, indent=2) + "\n")
+            found = json.loads(DAEMON_JSON.read_text() or "{}")
+            if NAME not in (found.get("runtimes") or {}):
+                reg.install(*(("--reload",) if running else ()))
+            if not running:
+                log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
+                started = start_daemon(["dockerd"], docker_answers, log)
+            lock.using()
+            yield DockerEngine(found)
+        finally:
+            lock.finishing()
+            if started is not None:
+                stop_daemon(started)
+            reg.uninstall()
+            if started is None and running and reg.changed and docker_answers():
+                os.kill(_dockerd_pid(), signal.SIGHUP)  # forget the runtime again
 
 
 # ---------------------------------------------------------------------------- podman
@@ -192,12 +232,15 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
 def podman_engine() -> Iterator[None]:
     """podman (no daemon) with runnc-py registered by `runnc-py install --podman`."""
     need("podman", "conmon")
-    reg = Registration.of("podman", CONTAINERS_CONF)
-    try:
-        reg.install()
-        yield
-    finally:
-        reg.uninstall()
+    with EngineLock("podman") as lock:
+        reg = Registration.of("podman", CONTAINERS_CONF)
+        try:
+            reg.install()
+            lock.using()
+            yield
+        finally:
+            lock.finishing()
+            reg.uninstall()
 
 
 # ---------------------------------------------------------------------------- containerd

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RUNTIME, Containerd
-from tests.e2e.images import plain_archive
+from tests.e2e.images import unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -22,10 +22,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 def image(
     containerd: Containerd, guests: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    tree = tmp_path_factory.mktemp("ctr-image")
-    name = f"docker.io/runnc-py-e2e/guests:{uuid.uuid4().hex[:12]}"
-    files = {g: guests / g for g in ("hello.spt", "time.spt")}
-    archive = plain_archive(files, [], name, tree / "image.tar")
+    work = tmp_path_factory.mktemp("ctr-image")
+    name = f"docker.io/runnc-py-e2e/hello:{uuid.uuid4().hex[:12]}"
+    archive = unikernel_image(guests / "hello.spt", name, work / "hello.tar")
     done = containerd.ctr("images", "import", str(archive))
     assert done.returncode == 0, done.stderr
     yield name
@@ -39,19 +38,19 @@ def ctr_run(containerd: Containerd, image: str, *args: str) -> tuple[int, str, s
 
 
 def test_ctr_run_hello(containerd: Containerd, image: str) -> None:
-    code, out, err = ctr_run(containerd, image, "/hello.spt", "from", "ctr")
+    code, out, err = ctr_run(containerd, image, "from", "ctr")
     assert code == 0, err
     assert "Hello, World" in out
     assert "Command line is: 'from ctr'" in out
 
 
 def test_ctr_run_exit_status(containerd: Containerd, image: str) -> None:
-    code, out, err = ctr_run(containerd, image, "/hello.spt", "exit=3")
+    code, out, err = ctr_run(containerd, image, "exit=3")
     assert code == 3, err
     assert "Command line is: 'exit=3'" in out
 
 
 def test_ctr_leaves_nothing(containerd: Containerd, image: str) -> None:
-    ctr_run(containerd, image, "/hello.spt")
+    ctr_run(containerd, image)
     assert containerd.ctr("tasks", "ls", "-q").stdout.strip() == ""
     assert containerd.ctr("containers", "ls", "-q").stdout.strip() == ""

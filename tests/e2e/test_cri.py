@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import DELEGATE, NAME, PAUSE_IMAGE, Containerd, run
-from tests.e2e.images import pause_binary, plain_archive
+from tests.e2e.images import pause_binary, plain_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -57,7 +57,7 @@ def images(
     hello = f"docker.io/runnc-py-e2e/hello:{uuid.uuid4().hex[:12]}"
     archives = [
         plain_archive({"pause": pause_binary(work)}, ["/pause"], PAUSE_IMAGE, work / "pause.tar"),
-        plain_archive({"hello.spt": guests / "hello.spt"}, ["/hello.spt"], hello, work / "h.tar"),
+        unikernel_image(guests / "hello.spt", hello, work / "hello.tar"),
     ]
     ctr = ("--namespace", K8S_NAMESPACE)
     for archive in archives:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import run
-from tests.e2e.images import plain_archive
+from tests.e2e.images import plain_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -39,14 +39,20 @@ def load(archive: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def image(
+def uk(
     podman_engine: None, guests: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    tree = tmp_path_factory.mktemp("podman-image")
-    name = f"localhost/runnc-py-e2e/guests:{uuid.uuid4().hex[:12]}"
-    load(plain_archive({g: guests / g for g in GUESTS}, [], name, tree / "image.tar"))
-    yield name
-    podman("rmi", "-f", name)
+) -> Iterator[dict[str, str]]:
+    """One image per guest from `runnc-py image build`, `podman load`ed; the guest is its
+    entrypoint, so `podman run IMAGE ARGS` passes ARGS to the guest."""
+    work = tmp_path_factory.mktemp("podman-images")
+    tags: dict[str, str] = {}
+    for guest in GUESTS:
+        name = guest.removesuffix(".spt")
+        tag = f"localhost/runnc-py-e2e/{name}:{uuid.uuid4().hex[:12]}"
+        load(unikernel_image(guests / guest, tag, work / f"{name}.tar"))
+        tags[name] = tag
+    yield tags
+    podman("rmi", "-f", *tags.values())
 
 
 @pytest.fixture(scope="module")
@@ -82,38 +88,38 @@ def wait_logs(name: str, text: str) -> str:
     return logs
 
 
-def test_run_and_exit_status(image: str) -> None:
-    done = ours("--rm", image, "/hello.spt", "from", "podman")
+def test_run_and_exit_status(uk: dict[str, str]) -> None:
+    done = ours("--rm", uk["hello"], "from", "podman")
     assert done.returncode == 0, done.stderr
     assert "Hello, World" in done.stdout
     assert "Command line is: 'from podman'" in done.stdout
-    done = ours("--rm", image, "/hello.spt", "exit=3")
+    done = ours("--rm", uk["hello"], "exit=3")
     assert done.returncode == 3, done.stderr
 
 
-def test_detached_logs_stop(image: str, names: list[str]) -> None:
-    name = detached(names, image, "/time.spt", "sleep=60")
+def test_detached_logs_stop(uk: dict[str, str], names: list[str]) -> None:
+    name = detached(names, uk["time"], "sleep=60")
     assert "sleeping" in wait_logs(name, "sleeping")
     assert podman("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
     assert podman("stop", "-t", "10", name).returncode == 0
     assert podman("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "143"
 
 
-def test_default_network_is_the_guests(image: str, names: list[str]) -> None:
+def test_default_network_is_the_guests(uk: dict[str, str], names: list[str]) -> None:
     """podman's default network (CNI bridge) reaches the guest: the address podman assigned.
     No traffic is sent (the bridge is podman's, not the test's)."""
-    name = detached(names, image, "/net.spt")
+    name = detached(names, uk["net"])
     logs = wait_logs(name, "net: ready")
     settings = json.loads(podman("inspect", "-f", "{{json .NetworkSettings}}", name).stdout)
     assert settings["IPAddress"], settings
     assert f"net: ipv4 {settings['IPAddress']}/{settings['IPPrefixLen']}" in logs
 
 
-def test_network_none(image: str) -> None:
-    done = ours("--rm", "--network", "none", image, "/hello.spt")
+def test_network_none(uk: dict[str, str]) -> None:
+    done = ours("--rm", "--network", "none", uk["hello"])
     assert done.returncode == 0, done.stderr
     assert "Hello, World" in done.stdout
-    done = ours("--rm", "--network", "none", image, "/net.spt")
+    done = ours("--rm", "--network", "none", uk["net"])
     assert done.returncode != 0
     assert "network device(s) service0 have nothing to attach" in done.stderr
 
