@@ -8,7 +8,8 @@
 #include "front.h"
 
 #define DEFAULT_ROOT "/run/runnc-py"
-#define MAX_ID_LEN 1024
+#define MAX_ID_LEN 255 /* NAME_MAX: the ID is one directory name */
+#define DELEGATE_DIR ".delegate"
 
 static const char *const value_opts[] = {"--root", "--log", "--log-format", "--delegate"};
 static const char *const flag_opts[] = {"--debug", "--systemd-cgroup"};
@@ -64,7 +65,8 @@ static int split_globals(int argc, char **argv, const char **root)
 bool valid_id(const char *id)
 {
     size_t len = strlen(id);
-    if (len == 0 || len > MAX_ID_LEN || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+    if (len == 0 || len > MAX_ID_LEN || strcmp(id, ".") == 0 || strcmp(id, "..") == 0 ||
+        strcmp(id, DELEGATE_DIR) == 0)
         return false;
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") ==
            len;
@@ -93,18 +95,26 @@ bool parse_command(int argc, char **argv, struct command *cmd)
             max_operands = verbs[v].max_operands;
         }
     }
-    int operands = argc - at - 1;
-    if (max_operands < 0 || operands < 1 || operands > max_operands)
+    if (max_operands < 0 || root[0] == '\0')
         return false;
-    /* Every flag (kill --all, delete --force, --help) and every operand that looks like one
-     * goes to Python: either click handles it or the fast path reports it. */
-    for (int i = at + 1; i < argc; i++)
-        if (argv[i][0] == '-')
+    /* `delete --force` of a stopped container is a plain delete (lifecycle.delete), and the
+     * shim's second delete passes it: the verb checks the status. Every other flag (kill
+     * --all, --help) and every operand that looks like one goes to Python: either click
+     * handles it or the fast path reports it. */
+    const char *operand[2];
+    int operands = 0;
+    for (int i = at + 1; i < argc; i++) {
+        if (cmd->verb == VERB_DELETE && (strcmp(argv[i], "--force") == 0 ||
+                                         strcmp(argv[i], "-f") == 0))
+            continue;
+        if (argv[i][0] == '-' || operands == max_operands)
             return false;
-    if (root[0] == '\0')
+        operand[operands++] = argv[i];
+    }
+    if (operands == 0)
         return false;
     cmd->root = root;
-    cmd->id = argv[at + 1];
-    cmd->signal = operands == 2 ? argv[at + 2] : NULL;
+    cmd->id = operand[0];
+    cmd->signal = operands == 2 ? operand[1] : NULL;
     return valid_id(cmd->id);
 }

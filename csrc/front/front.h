@@ -44,7 +44,8 @@ struct command {
  * path does; false for anything else (the caller hands over). */
 bool parse_command(int argc, char **argv, struct command *cmd);
 
-/* runc's rule for container IDs (runnc_py/oci/state.py check_id). */
+/* runc's rule for container IDs, at most NAME_MAX long, not ".delegate"
+ * (runnc_py/oci/state.py check_id). */
 bool valid_id(const char *id);
 
 /* ------------------------------------------------------------------ signals (signals.c) */

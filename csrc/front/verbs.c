@@ -186,7 +186,8 @@ int verb_delete(const struct command *cmd)
     struct container c;
     struct cgroup_removal cgroup = {0};
     open_locked(cmd, &c, true);
-    /* A "creating" container may have a live init (its creator died): Python kills it. */
+    /* A "creating" container may have a live init (its creator died): Python kills it, as it
+     * does what --force asks for a container that is not stopped. */
     if (c.phase == PHASE_CREATING || container_status(&c) != ST_STOPPED)
         handover("not stopped, or an interrupted create");
     if (has_hooks(&c, "poststop"))

@@ -287,7 +287,7 @@ def test_start_after_the_init_died(rt: Runtime, fronts: Fronts) -> None:
     wait_exit(pid)
     mine, theirs = c("start", cid), py("start", cid)
     assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr)
-    assert theirs.returncode == 1 and "stopped" in theirs.stderr
+    assert theirs.returncode == 1 and "start" in theirs.stderr
     # Its exec.fifo is still there: delete in C removes it with the rest.
     assert (rt.root / cid / "exec.fifo").exists()
     fronts.handovers()
@@ -362,8 +362,21 @@ def test_hooks_net_json_and_flags_are_handed_over(rt: Runtime, fronts: Fronts) -
     assert c("kill", "--all", cid, "KILL").returncode == 0
     wait_exit(pid)
     assert c("list").returncode == 0
-    assert c("delete", "--force", cid).returncode == 0
-    assert fronts.handovers() == ["not a fast-path command line"] * 3
+    assert fronts.handovers() == ["not a fast-path command line"] * 2
+    assert c("delete", cid, "--force").returncode == 0  # stopped: the plain delete, in C
+    assert fronts.handovers() == []
+    assert_gone(rt, cid, pid)
+
+
+def test_forced_delete_of_a_live_container_is_python_s(rt: Runtime, fronts: Fronts) -> None:
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("force")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    assert c("start", cid).returncode == 0
+    fronts.handovers()
+    assert c("delete", "-f", cid).returncode == 0
+    assert fronts.handovers() == ["not stopped, or an interrupted create"]
+    assert wait_exit(pid) == 128 + signal.SIGKILL
     assert_gone(rt, cid, pid)
 
 
