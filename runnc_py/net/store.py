@@ -6,9 +6,9 @@
      "wired":  WiredNetwork.to_dict() | null,      # devices + undo log (null: not wired)
      "config": {"kind": "lkl-json", "text": "..."}}  # what the guest was told
 
-The final record is written atomically (temporary file + rename); while `wire` runs, the file is
-a journal instead, one record per line, the newest last (see `journal`): a crash never leaves
-`delete` without a complete record.
+One record per line (compact JSON), the newest last: `wire` appends one before each step (see
+`journal`), `create` the final one, a repair one with `"wired": null`. A crash never leaves
+`delete` without a complete record: `load` takes the newest complete line.
 """
 
 from __future__ import annotations
@@ -68,54 +68,44 @@ class NetRecord:
 
 
 def save(state_dir: str | os.PathLike[str], record: NetRecord) -> str:
-    """Write `state_dir/net.json` atomically (temporary file + rename); return its path.
-
-    Called before every wiring step (`journal`), so it stays cheap: no tempfile or pathlib,
-    and no fsync (the record has to survive our death, not the machine's)."""
+    """Record `record` as the newest in `state_dir/net.json`; return its path."""
     path = os.path.join(state_dir, NET_JSON)
-    tmp = os.path.join(state_dir, f".{NET_JSON}.{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                os.write(fd, (json.dumps(record.to_dict(), indent=1) + "\n").encode())
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise RunncError(f"cannot write: {exc.strerror}", where=path) from None
+    _append(path, record, os.O_APPEND)
     return path
 
 
 def journal(
     state_dir: str | os.PathLike[str], facts: NetworkFacts, kind: str = "none", text: str = ""
 ) -> Callable[[WiredNetwork], None]:
-    """The `journal=` for `wire`: each intermediate record becomes one more line of this
-    container's net.json, so `delete` finds whatever a crash left half-wired.
-
-    Appended, not replaced: renaming over an existing file makes ext4 write the new one out
-    (auto_da_alloc), 1-8 ms here per step, where an append costs microseconds. One write() per
-    line; a line cut short by a crash is ignored by `load`, and the step it announced had not
-    started. The final `save` replaces the lines with one record."""
+    """The `journal=` for `wire`: each intermediate record becomes the newest line of this
+    container's (new) net.json, so `delete` finds whatever a crash left half-wired."""
     path = os.path.join(state_dir, NET_JSON)
-    flags = [os.O_TRUNC]  # the first line starts a new file; later ones append
+    flags = [os.O_TRUNC]  # the first record starts a new file
 
     def save_intent(wired: WiredNetwork) -> None:
-        line = json.dumps(NetRecord(facts, wired, kind, text).to_dict(), separators=(",", ":"))
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags[0], 0o600)
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise RunncError(f"cannot write: {exc.strerror}", where=path) from None
+        _append(path, NetRecord(facts, wired, kind, text), flags[0])
         flags[0] = os.O_APPEND
 
     return save_intent
+
+
+def _append(path: str, record: NetRecord, mode: int) -> None:
+    """One record as one line, in one write().
+
+    Appended, not written aside and renamed over the old file: a rename over an existing file
+    makes ext4 write the new one out at once (auto_da_alloc), 1-8 ms per call here, an append
+    costs microseconds, and `wire` records every step. A line cut short by a crash is ignored
+    by `load` (the step it announced had not started); the newline in front keeps the next
+    record off such a stump."""
+    line = "\n" + json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | mode, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise RunncError(f"cannot write: {exc.strerror}", where=path) from None
 
 
 def load(state_dir: str | os.PathLike[str]) -> NetRecord:
@@ -131,25 +121,25 @@ def load(state_dir: str | os.PathLike[str]) -> NetRecord:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
         raise RunncError(f"cannot read: {reason}", where=path) from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        data = _last_journal_line(text)
-        if data is None:
-            raise RunncError(f"not valid JSON: {exc}", where=path) from None
+    data, error = _newest(text)
+    if error is not None:
+        raise RunncError(f"not valid JSON: {error}", where=path) from None
     return NetRecord.from_dict(data, where=path)
 
 
-def _last_journal_line(text: str) -> Any:
-    """The newest complete record of a journal (one JSON record per line, see `journal`);
-    None when there is none."""
+def _newest(text: str) -> tuple[Any, str | None]:
+    """The newest complete record: the last line that parses (what follows the last newline
+    was cut short), or the whole text as one document (a file written by hand)."""
     lines = text.split("\n")
-    for line in reversed(lines[:-1]):  # the part after the last newline is incomplete
+    for line in reversed(lines[:-1]):
         try:
-            return json.loads(line)
+            return json.loads(line), None
         except (ValueError, RecursionError):
             continue
-    return None
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError) as exc:
+        return None, str(exc)
 
 
 def describe(record: NetRecord) -> str:

@@ -227,8 +227,8 @@ def test_a_new_create_repairs_a_dead_creates_half_wiring(rt: Runtime, lab_cmdlin
 
     cid = rt.new_id("next")
     pid, _ = rt.created(cid, net_bundle(rt, lab, netns=lab.path))
-    stale = json.loads((rt.root / dead / "net.json").read_text())
-    assert stale["wired"] is None  # repaired, so the dead one's delete has nothing to undo
+    # Repaired, so the dead one's delete has nothing left to undo.
+    assert store.load(rt.root / dead).wired is None
     stop_and_delete(rt, cid, pid)
     assert lab.state() == before
     done = rt("delete", "--force", dead)
@@ -250,8 +250,7 @@ def test_a_live_containers_wiring_is_not_repaired_away(rt: Runtime, lab_cmdline:
     assert done.returncode != 0
     assert "eth0 has no IP address" in test_lifecycle.last_error(rt)
     assert lab.state() == wired
-    record = json.loads((rt.root / first / "net.json").read_text())
-    assert record["wired"] is not None
+    assert store.load(rt.root / first).wired is not None
     stop_and_delete(rt, first, pid)
     assert lab.state() == before
 
@@ -264,7 +263,7 @@ def test_delete_of_a_tampered_net_json_warns_once_and_touches_nothing(
     pid, _ = rt.created(cid, net_bundle(rt, lab, netns=lab.path))
     other, record = foreign_record(lab, "eth0")
     net_json = rt.root / cid / "net.json"
-    data = json.loads(net_json.read_text())
+    data = store.load(rt.root / cid).to_dict()
     data["wired"] = record.to_dict()
     net_json.write_text(json.dumps(data))
     before = snapshot(other)
