@@ -1,9 +1,10 @@
 """The container's network, handed to the unikernel.
 
-Pure core (no root, no pyroute2): `facts` (what a namespace holds), the renderers `lkl`,
-`solo5`, `rumprun` and their dispatcher `config.guest_config`, `wired` (the undo log as data),
-`store` (net.json). Effectful shell: `read.read_facts`, `wiring.wire`, `wiring.unwire` (pyroute2,
-imported only when one of them is called: pyroute2 alone takes ~0.1 s to import).
+Pure core (no root): `facts` (what a namespace holds), the renderers `lkl`, `solo5`, `rumprun`
+and their dispatcher `config.guest_config`, `wired` (the undo journal as data), `store`
+(net.json), `nlmsg` (the rtnetlink messages, as bytes). Effectful shell: `read.read_facts`,
+`wiring.wire`, `wiring.unwire`, `repair` (over `rtnl`, our own small netlink client: pyroute2
+alone takes 140-185 ms to import, so only the tests use it, as an independent oracle).
 `handover` joins them for `create` and `exec --net-auto`.
 
     facts = read_facts("/proc/PID/ns/net", "ROOTFS/etc/resolv.conf")
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 # Everything is imported on first use: `create` imports runnc_py.net.handover for every
-# container and must not pay for the renderers, let alone pyroute2, when nothing is wired.
+# container and must not pay for the renderers or the netlink client when nothing is wired.
 _LAZY = {
     "CONFIG_ANNOTATION": "runnc_py.net.config",
     "CONFIG_KINDS": "runnc_py.net.config",
