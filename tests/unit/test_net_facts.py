@@ -192,7 +192,9 @@ def wired_example() -> WiredNetwork:
         undo=(
             IfaceUndo(
                 iface="eth0",
+                iface_index=2,
                 tap="tapeth0",
+                tap_index=70001,
                 ingress=True,
                 addresses=(
                     AddressRecord(Address("172.17.0.2", 16), 0, 0x80, "172.17.255.255", "eth0"),
@@ -201,7 +203,54 @@ def wired_example() -> WiredNetwork:
                 routes=(Route("0.0.0.0", 0, "172.17.0.1", "eth0"),),
             ),
         ),
+        owner="4321:987654",
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"owner": "12"}, "owner"),
+        ({"owner": "1:\u0663"}, "owner"),  # a non-ASCII digit
+        ({"owner": 5}, "owner"),
+        ({"undo": [{"iface": "eth0", "tap": "tapeth0", "tap_index": 0}]}, "tap_index"),
+        ({"undo": [{"iface": "eth0", "iface_index": 2**31}]}, "iface_index"),
+        ({"undo": [{"iface": "eth0", "tap_index": True}]}, "tap_index"),
+    ],
+)
+def test_journal_fields_are_validated(change: dict[str, object], field: str) -> None:
+    data = {**wired_example().to_dict(), **change}
+    with pytest.raises(RunncError, match=field):
+        WiredNetwork.from_dict(data)
+
+
+def test_a_record_from_before_the_journal_still_loads() -> None:
+    data = wired_example().to_dict()
+    del data["owner"]
+    for undo in data["undo"]:
+        del undo["iface_index"], undo["tap_index"]
+    old = WiredNetwork.from_dict(data)
+    assert old.owner is None and old.undo[0].tap_index is None
+
+
+def test_an_owner_is_gone_once_it_exited() -> None:
+    import subprocess
+
+    from runnc_py.net.owner import owner_gone, process_identity
+
+    me = process_identity()
+    assert me is not None and not owner_gone(me)
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        them = process_identity(str(child.pid))
+        assert them is not None and not owner_gone(them)
+    finally:
+        child.kill()
+        child.wait()
+    assert owner_gone(them)
+    pid, start = me.split(":")
+    assert owner_gone(f"{pid}:{int(start) + 1}")  # same pid, another process
+    assert not owner_gone(None)  # no owner recorded: never taken for stale
 
 
 def test_wired_record_round_trips_and_unpacks_like_a_tuple() -> None:

@@ -328,7 +328,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import runnc_py.cli, runnc_py.oci.lifecycle, runnc_py.oci.autodev
 import runnc_py.net.handover, runnc_py.net.config, runnc_py.net.store, runnc_py.net.read
-import runnc_py.net.wiring, runnc_py.net.repair
+import runnc_py.net.wiring, runnc_py.net.repair, runnc_py.net.cmdline, runnc_py.net.owner
 from runnc_py.net import read_facts, unwire, wire
 print(sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2"))
 """
