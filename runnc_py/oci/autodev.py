@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from runnc_py.monitor.launch import LaunchRequest
     from runnc_py.net.cmdline import GuestLine
     from runnc_py.oci.mounts import EngineFile
+    from runnc_py.oci.plan import UnikernelPlan
     from runnc_py.oci.spec import Spec
     from runnc_py.rootfs import ImageInfo
     from runnc_py.unikernel.manifest import Manifest
@@ -218,14 +219,16 @@ class NetworkJob:
     line: GuestLine | None = None  # the guest's words before encoding (None: the request's)
 
 
-def guest_line(spec: Spec) -> GuestLine:
+def guest_line(spec: Spec, plan: UnikernelPlan | None = None) -> GuestLine:
     """What `create` asks the guest to see (runnc_py.net.cmdline encodes it per family):
-    `process.env` unless `org.runnc-py.cmdline=args` says not to."""
+    `process.env` unless `org.runnc-py.cmdline=args` says not to. PLAN brings the annotations
+    in effect (the image's settings included) and an urunc image's fixed arguments."""
     from runnc_py.net.cmdline import GuestLine
     from runnc_py.oci.plan import guest_argv
 
-    mode = spec.annotations.get(CMDLINE_KEY)
-    program, args = guest_argv(spec)
+    notes = spec.annotations if plan is None else plan.annotations
+    mode = notes.get(CMDLINE_KEY)
+    program, args = guest_argv(spec, notes, None if plan is None else plan.fixed_args)
     env = () if mode == "args" else tuple(spec.env)
     return GuestLine(args=tuple(args), env=env, program=program, with_env=mode == "env")
 
@@ -250,13 +253,18 @@ def resolv_conf_path(spec: Spec) -> str | None:
 
 
 def network_job(
-    spec: Spec, auto: AutoDevices, state_dir: str, owner: int, group: int
+    spec: Spec,
+    auto: AutoDevices,
+    state_dir: str,
+    owner: int,
+    group: int,
+    plan: UnikernelPlan | None = None,
 ) -> NetworkJob | None:
     if not auto.nets:
         return None
     from runnc_py.net.cmdline import guest_words
 
-    line = guest_line(spec)
+    line = guest_line(spec, plan)
     # Words the guest's parser cannot carry are refused now, before the init and its hooks
     # run; the init encodes them again with the network's configuration.
     guest_words(auto.net_kind, line)

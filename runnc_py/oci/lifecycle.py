@@ -391,7 +391,7 @@ def create(
                 request=request,
                 security=sec,
                 log=g.log,
-                network=autodev.network_job(spec, auto, directory, sec.uid, sec.gid),
+                network=autodev.network_job(spec, auto, directory, sec.uid, sec.gid, plan),
                 keep_fds=(*preserved, *plan.fds()),
             )
             parent_chan, init_chan = channel_pair()

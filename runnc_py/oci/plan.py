@@ -89,6 +89,8 @@ class UnikernelPlan:
     # config.json's annotations over the image's own settings (/runnc-py.json, urunc's keys:
     # runnc_py.image.readback): what autodev and the mounts plan must read too.
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The guest arguments an urunc image fixes (its `cmdline`), which replace process.args.
+    fixed_args: tuple[str, ...] | None = None
 
     def fds(self) -> list[int]:
         """The open files the plan holds: the init must keep them (oci/fds.py)."""
@@ -277,10 +279,16 @@ def guest_args(
     return guest_words(config_kind({CONFIG_ANNOTATION: kind} if kind else {}), line)
 
 
-def guest_argv(spec: Spec) -> tuple[str, tuple[str, ...]]:
+def guest_argv(
+    spec: Spec, notes: Mapping[str, str] | None = None, fixed: tuple[str, ...] | None = None
+) -> tuple[str, tuple[str, ...]]:
     """(program name, guest arguments) of SPEC: `process.args` without the unikernel, which
-    is `args[0]` unless `org.runnc-py.unikernel` names it and `args[0]` does not repeat it."""
-    named = spec.annotations.get(PREFIX + "unikernel")
+    is `args[0]` unless `org.runnc-py.unikernel` names it and `args[0]` does not repeat it.
+    NOTES: the annotations in effect (the image's settings included; default the spec's);
+    FIXED: arguments an urunc image fixes instead of process.args."""
+    named = (spec.annotations if notes is None else notes).get(PREFIX + "unikernel")
+    if fixed is not None:
+        return named or spec.args[0], fixed
     if named is None:
         return spec.args[0], spec.args[1:]
     same = spec.args[0] in (named, os.path.basename(named))
@@ -373,7 +381,7 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
                 spec.env,
                 notes.get(PREFIX + "cmdline"),
                 kind=notes.get(PREFIX + "net.config"),
-                program=guest_argv(spec)[0],
+                program=guest_argv(spec, notes, image.cmdline)[0],
             ),
             mem_mb=guest_mem_mb(notes.get(PREFIX + "mem"), spec.memory_limit),
             nets=_devices(notes, "net."),
@@ -385,6 +393,7 @@ def plan_from_spec(spec: Spec) -> UnikernelPlan:
             unikernel_fd=unikernel_fd,
             block_fds=block_fds,
             annotations=notes,
+            fixed_args=image.cmdline,
         )
     except BaseException:
         for fd in opened:

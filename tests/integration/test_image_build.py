@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import runnc_binary
+from tests.integration import test_lifecycle
+from tests.integration.netlab import Lab
+from tests.integration.test_lifecycle import Runtime, wait_exit, wait_for
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -189,3 +192,34 @@ def test_urunc_image_for_qemu_is_refused_in_one_line(guests: Path, tmp_path: Pat
     assert "\n" not in line and "urunc hypervisor 'qemu' is no Solo5 target" in line
     state = tmp_path / "state"
     assert not state.exists() or not any(state.iterdir())
+
+
+# ---------------------------------------------------------------------------- urunc net guest
+
+# `create`/`start` through the lifecycle tests' runtime (own --root, a child subreaper to wait
+# for the guest) and the network lab's namespaces, as in test_oci_wiring.
+rt = test_lifecycle.rt
+subreaper = test_lifecycle.subreaper
+
+
+@pytest.mark.root
+def test_urunc_command_line_survives_network_wiring(rt: Runtime, lab: Lab) -> None:
+    """The network wiring re-encodes the guest's command line with the addresses it hands
+    over: it must start from the urunc image's `cmdline` (here `pings=1`: the `net` guest
+    exits 0 after one echo reply), not from process.args."""
+    lab.ip(lab.ctr, "route", "del", "10.99.0.0/16")  # the solo5 command-line form has no routes
+    bundle = rt.bundle("net.spt", namespaces=[{"type": "network", "path": lab.path}])
+    urunc_json = {
+        "com.urunc.unikernel.unikernelType": _b64("mirage"),
+        "com.urunc.unikernel.hypervisor": _b64("spt"),
+        "com.urunc.unikernel.binary": _b64("/net.spt"),
+        "com.urunc.unikernel.cmdline": _b64("pings=1"),
+    }
+    (bundle / "rootfs" / "urunc.json").write_text(json.dumps(urunc_json))
+    cid = rt.new_id("urunc-net")
+    pid, out = rt.created(cid, bundle)
+    assert rt("start", cid).returncode == 0
+    wait_for(lambda: "net: ready" in out.read_text(), what="the guest to listen")
+    assert lab.ping("10.77.0.2", count=1).returncode == 0, out.read_text()
+    assert wait_exit(pid) == 0, out.read_text()
+    assert rt("delete", cid).returncode == 0
