@@ -99,7 +99,8 @@ bool lock_container(struct container *c);
  * if it records a rootfs image (its name is Python's to check). */
 bool load_state(struct container *c);
 
-/* The status derived from what is recorded and observed now (runnc_py/oci/state.py). */
+/* The status derived from what is recorded and observed now (runnc_py/oci/state.py); hands
+ * over if exec.fifo is there but is no FIFO. */
 enum status container_status(const struct container *c);
 const char *status_name(enum status s);
 

@@ -296,8 +296,15 @@ enum status container_status(const struct container *c)
                                                                                    : ST_STOPPED;
     if (c->pid <= 0 || !pid_matches((pid_t)c->pid, c->pid_start))
         return ST_STOPPED;
-    if (c->phase == PHASE_CREATED && entry_state(c, "exec.fifo", false) == 1)
-        return ST_CREATED;
+    if (c->phase == PHASE_CREATED) {
+        /* Python asks os.path.exists, which follows a symlink: anything but a FIFO (or
+         * nothing) there is not ours to interpret. */
+        int fifo = entry_state(c, "exec.fifo", true);
+        if (fifo < 0)
+            handover("exec.fifo is not a FIFO");
+        if (fifo == 1)
+            return ST_CREATED;
+    }
     return c->paused ? ST_PAUSED : ST_RUNNING;
 }
 

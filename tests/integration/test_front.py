@@ -169,17 +169,55 @@ def test_python_resumes_what_c_wrote(rt: Runtime, fronts: Fronts) -> None:
     assert_gone(rt, cid, pid)
 
 
-@pytest.mark.parametrize("name", ["TERM", "sigterm", " 15 ", "SIGRTMIN+0"])
-def test_signal_spellings(rt: Runtime, fronts: Fronts, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [
+        ("TERM", 15),
+        ("sigterm", 15),
+        (" 15 ", 15),
+        ("usr1", 10),
+        ("SIGRTMIN+0", 34),
+        ("RTMAX-2", 62),
+    ],
+)
+def test_signal_spellings(rt: Runtime, fronts: Fronts, name: str, number: int) -> None:
     c, _ = both(rt, fronts)
     cid = rt.new_id("sig")
     pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
     assert c("start", cid).returncode == 0
     fronts.handovers()
     assert c("kill", cid, name).returncode == 0
-    expected = 34 if "RTMIN" in name else signal.SIGTERM
-    assert wait_exit(pid) == 128 + expected
+    assert wait_exit(pid) == 128 + number
     assert fronts.handovers() == []
+
+
+def test_global_flag_spellings(rt: Runtime, fronts: Fronts) -> None:
+    """runc's global flags in every form engines use are parsed in C; a bad --log-format is
+    Python's to report."""
+    cid = rt.new_id("flags")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    fronts.handovers()
+    py = caller(rt, PYTHON_CLI)
+    expected = state_text(py, cid)
+    spellings = [
+        ["--root", str(rt.root)],
+        [f"--root={rt.root}", "--debug", "--systemd-cgroup"],
+        ["--log", str(rt.log), "--log-format=json", "--root", str(rt.root), "--delegate", "runc"],
+        ["--delegate=runc", "--log-format", "text", f"--log={rt.log}", f"--root={rt.root}"],
+    ]
+    for spelling in spellings:
+        done = subprocess.run(
+            [str(fronts.traced), *spelling, "state", cid], capture_output=True, text=True
+        )
+        assert (done.returncode, done.stdout) == (0, expected), spelling
+    assert fronts.handovers() == []
+    bad = ["--root", str(rt.root), "--log-format", "xml", "state", cid]
+    mine = subprocess.run([str(fronts.traced), *bad], capture_output=True, text=True)
+    theirs = subprocess.run([*PYTHON_CLI, *bad], capture_output=True, text=True)
+    assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr)
+    assert mine.returncode != 0 and fronts.handovers() == ["not a fast-path command line"]
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
 
 
 # ---------------------------------------------------------------------------- same errors
