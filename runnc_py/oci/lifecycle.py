@@ -460,8 +460,8 @@ def start(g: Globals, container_id: str) -> None:
         if status != CREATED:
             if status == STOPPED and state.phase == CREATED:  # never started: its init died
                 raise RunncError(
-                    f"cannot start: the container's init (pid {state.pid}) is gone; it was "
-                    "killed or died before start",
+                    f"cannot start a container that has stopped: its init (pid {state.pid}) "
+                    "was killed or died before start",
                     where=container_id,
                 )
             if status == STOPPED:

@@ -293,7 +293,7 @@ def test_start_of_a_container_whose_init_was_killed(rt: Runtime) -> None:
     done = rt("start", cid)
     assert done.returncode != 0
     assert test_lifecycle.last_error(rt) == (
-        f"{cid}: cannot start: the container's init (pid {pid}) is gone; it was killed or died "
-        "before start"
+        f"{cid}: cannot start a container that has stopped: its init (pid {pid}) was killed or "
+        "died before start"
     )
     assert rt("delete", cid).returncode == 0
