@@ -113,15 +113,21 @@ def test_podman_loads_and_runs_the_image(
 def test_podman_passes_the_manifest_annotations(
     podman_engine: None, archive: tuple[str, Path]
 ) -> None:
+    """The config.json podman writes for `podman init` (our `create` runs on it)."""
     tag, path = archive
     assert podman("load", "-i", str(path)).returncode == 0
     name = f"runnc-py-e2e-{uuid.uuid4().hex[:8]}"
     try:
         created = podman("create", "--name", name, "--runtime", "runnc-py", tag)
         assert created.returncode == 0, created.stderr
-        inspect = json.loads(podman("container", "inspect", name).stdout)[0]
-        notes = inspect["Config"]["Annotations"]
+        cid = created.stdout.strip().splitlines()[-1]
+        inited = podman("init", name)
+        assert inited.returncode == 0, inited.stderr
+        graph = podman("info", "--format", "{{.Store.GraphRoot}}").stdout.strip()
+        config_path = Path(graph) / "overlay-containers" / cid / "userdata" / "config.json"
+        notes = json.loads(config_path.read_text()).get("annotations") or {}
         assert notes["org.runnc-py.mem"] == "32" and notes["org.runnc-py.cmdline"] == "env"
+        assert "org.runnc-py.image" not in notes  # a label: labels do not reach config.json
     finally:
         podman("rm", "-f", name)
         podman("rmi", "-f", tag)
