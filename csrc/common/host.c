@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -71,6 +72,17 @@ void runnc_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
     stack_t ss = {.ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
+}
+
+void runnc_unregister_rseq(void)
+{
+    if (__rseq_size == 0)
+        return;
+    void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+    /* The registered length is 32 on glibc 2.35..2.39 even where __rseq_size says 20. */
+    if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+        return;
+    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
 }
 
 #ifndef SYS_openat2

@@ -25,6 +25,11 @@ void runnc_close_fds_except(int *keep, size_t nkeep);
  * Python ignores SIGPIPE. */
 void runnc_reset_signals(void);
 
+/* glibc registers an rseq area in the thread's TLS: once a process unmaps its TLS (the spt
+ * trampoline, the hvt run loop), the kernel would SIGSEGV it at the next preemption. Call this
+ * while libc is still mapped. */
+void runnc_unregister_rseq(void);
+
 /* openat2(DIRFD, PATH, {FLAGS, 0, RESOLVE}): Python has no wrapper. Retries the EAGAIN that
  * RESOLVE_IN_ROOT returns when a rename raced the walk. Returns the fd, or -1 with errno set
  * (ENOSYS before Linux 5.6). */

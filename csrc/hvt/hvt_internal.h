@@ -111,11 +111,26 @@ int hvt_check_plan(const struct runnc_hvt_plan *p, char *err, size_t errlen);
 int hvt_load_segments(struct runnc_hvt *vm, const struct runnc_hvt_plan *p, char *err,
                       size_t errlen);
 
-/* hvt_hypercall.c: one hypercall; returns HVT_HALTED with *status set for halt, -1 to go on,
- * or an outcome with a message in err. */
-int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, char *err,
-                  size_t errlen);
+/* hvt_fds.c: add the taps to the poll hypercall's epoll set */
 int hvt_devices_setup(struct runnc_hvt *vm, char *err, size_t errlen);
+
+/* ---- the run loop (loop/): a freestanding image the monitor runs from memory of its own ---- */
+
+#define HVT_LOOP_MAX_UNMAP 4 /* the gaps around guest memory, kvm_run and the loop's region */
+
+/* What hvt_loop_entry() gets, in the loop's region: everything it touches besides guest
+ * memory and kvm_run lives here or on the loop's stack. */
+struct hvt_loop_args {
+    struct runnc_hvt vm;                   /* a copy: the original is on the heap, unmapped */
+    uint64_t unmap[HVT_LOOP_MAX_UNMAP][2]; /* host ranges to unmap first, {start, length} */
+    uint32_t nunmap;
+    uint16_t filter_len;                   /* struct sock_filter entries; 0: no filter */
+    const void *filter;                    /* the program, in the region */
+};
+
+/* The image build.py links from loop/ (generated source); its entry is at offset 0. */
+extern const unsigned char runnc_hvt_loop_image[];
+extern const size_t runnc_hvt_loop_image_size;
 
 /* helpers: runnc_fail() and runnc_single_threaded() from csrc/common/host.h */
 #include "host.h"

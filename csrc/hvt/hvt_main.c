@@ -1,6 +1,16 @@
 /*
- * runnc_hvt_probe() and runnc_hvt_boot(): set the VM up, then run the vCPU until the guest
- * halts, and turn how it ended into this process's exit status.
+ * runnc_hvt_probe(), runnc_hvt_create() and runnc_hvt_run(): set the VM up, then hand the
+ * process to the run loop (loop/), which runs the vCPU until the guest halts and turns how it
+ * ended into this process's exit status.
+ *
+ * Why a region of its own: a running guest's monitor must not keep the Python interpreter
+ * (~24 MB) mapped. KVM ties the VM to this address space, so the monitor cannot exec a small
+ * program; instead runnc_hvt_run() copies the loop image (freestanding, position independent,
+ * built by build.py) into fresh anonymous memory next to its arguments and a small stack,
+ * switches to that stack and calls it. The loop unmaps everything else (interpreter, libc,
+ * heap, old stack, vDSO) in a few munmap calls over the gaps between what it keeps: guest
+ * memory, kvm_run and the region. Anything that can fail with a message Python can raise
+ * happens before that switch.
  *
  * Exit statuses (documented in docs/hvt.md, chosen to match our spt launcher so engines and
  * scripts see one convention whatever the monitor):
@@ -13,17 +23,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "host.h"
 #include "hvt_internal.h"
@@ -34,128 +36,6 @@ int runnc_hvt_probe(char *err, size_t errlen)
     int rc = hvt_vm_open(&vm, 0, err, errlen);
     hvt_vm_close(&vm);
     return rc;
-}
-
-static int install_filter(const uint8_t *bpf, uint32_t bpf_size, char *err, size_t errlen)
-{
-    struct {
-        unsigned short len;
-        const void *filter;
-    } prog = {(unsigned short)(bpf_size / 8), bpf};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-        return hvt_fail(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-    if (syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) == -1)
-        return hvt_fail(err, errlen, "installing the seccomp filter: %s", strerror(errno));
-    return 0;
-}
-
-/* The guest's rip for a fault report: from the sync regs when KVM keeps them, else by ioctl
- * (only reached without a seccomp filter, see runnc_hvt_run). */
-static unsigned long long guest_rip(const struct runnc_hvt *vm)
-{
-    if (vm->sync_regs)
-        return vm->run->s.regs.regs.rip;
-    struct kvm_regs regs;
-    if (ioctl(vm->vcpufd, KVM_GET_REGS, &regs) == -1)
-        return ~0ULL;
-    return regs.rip;
-}
-
-/* Run the vCPU until the guest halts or something ends it. */
-static enum hvt_outcome vcpu_loop(struct runnc_hvt *vm, int *status, char *err, size_t errlen)
-{
-    struct kvm_run *run = vm->run;
-    for (;;) {
-        if (ioctl(vm->vcpufd, KVM_RUN, 0) == -1) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            if (errno == EFAULT) {
-                /* KVM could not map the page the guest touched with the access it wanted:
-                 * in practice a write to a read-only segment (text, rodata). */
-                hvt_fail(err, errlen, "guest fault: memory access denied, rip=%#llx",
-                         guest_rip(vm));
-                return HVT_GUEST_FAULT;
-            }
-            hvt_fail(err, errlen, "KVM_RUN: %s", strerror(errno));
-            return HVT_MONITOR_ERROR;
-        }
-        switch (run->exit_reason) {
-        case KVM_EXIT_IO: {
-            unsigned port = run->io.port;
-            if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
-                run->io.count != 1 || port < HVT_PIO_BASE || port >= HVT_PIO_BASE + HVT_HC_MAX) {
-                hvt_fail(err, errlen, "guest fault: %s of I/O port %#x, rip=%#llx",
-                         run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", port,
-                         guest_rip(vm));
-                return HVT_GUEST_FAULT;
-            }
-            uint32_t gpa;
-            memcpy(&gpa, (uint8_t *)run + run->io.data_offset, sizeof gpa);
-            char why[200];
-            int rc = hvt_hypercall(vm, port - HVT_PIO_BASE, gpa, status, why, sizeof why);
-            if (rc == HVT_GUEST_FAULT)
-                hvt_fail(err, errlen, "guest fault: %s, rip=%#llx", why, guest_rip(vm));
-            else if (rc == HVT_MONITOR_ERROR)
-                hvt_fail(err, errlen, "%s", why);
-            if (rc >= 0)
-                return (enum hvt_outcome)rc;
-            continue;
-        }
-        case KVM_EXIT_SHUTDOWN:
-            hvt_fail(err, errlen, "guest fault: triple fault (unhandled exception), rip=%#llx",
-                     guest_rip(vm));
-            return HVT_GUEST_FAULT;
-        case KVM_EXIT_HLT:
-            hvt_fail(err, errlen, "guest fault: hlt without the halt hypercall, rip=%#llx",
-                     guest_rip(vm));
-            return HVT_GUEST_FAULT;
-        case KVM_EXIT_MMIO:
-            /* Inside guest memory this is a write to a page the host maps read-only (KVM
-             * reports it as MMIO, or as EFAULT above, depending on the kernel). */
-            if (run->mmio.phys_addr < vm->mem_size)
-                hvt_fail(err, errlen, "guest fault: write to read-only memory at %#llx, rip=%#llx",
-                         (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
-            else
-                hvt_fail(err, errlen, "guest fault: access to %#llx outside guest memory, rip=%#llx",
-                         (unsigned long long)run->mmio.phys_addr, guest_rip(vm));
-            return HVT_GUEST_FAULT;
-        case KVM_EXIT_INTR:
-            continue;
-        case KVM_EXIT_FAIL_ENTRY:
-            hvt_fail(err, errlen, "KVM entry failure, reason %#llx",
-                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-            return HVT_MONITOR_ERROR;
-        case KVM_EXIT_INTERNAL_ERROR:
-            /* On paravirtual KVM this is typically an instruction the host cannot emulate
-             * (SSE in a guest): a limit of this host, not a guest bug. */
-            hvt_fail(err, errlen, "KVM internal error, suberror %u, at rip=%#llx",
-                     run->internal.suberror, guest_rip(vm));
-            return HVT_MONITOR_ERROR;
-        default:
-            hvt_fail(err, errlen, "unhandled KVM exit reason %u at rip=%#llx", run->exit_reason,
-                     guest_rip(vm));
-            return HVT_MONITOR_ERROR;
-        }
-    }
-}
-
-static __attribute__((noreturn)) void finish(enum hvt_outcome outcome, int status,
-                                             const char *msg)
-{
-    if (outcome != HVT_HALTED) {
-        char line[600];
-        int n = snprintf(line, sizeof line, "hvt: %s\n", msg);
-        if (n > 0)
-            (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-    }
-    switch (outcome) {
-    case HVT_HALTED:
-        _exit(status & 0xff);
-    case HVT_GUEST_FAULT:
-        _exit(RUNNC_HVT_EXIT_FAULT);
-    default:
-        _exit(RUNNC_HVT_EXIT_MONITOR);
-    }
 }
 
 struct runnc_hvt *runnc_hvt_create(const struct runnc_hvt_plan *p, char *err, size_t errlen)
@@ -207,6 +87,113 @@ void runnc_hvt_destroy(struct runnc_hvt *vm)
     free(vm);
 }
 
+/* ---- running: the loop image in a region of its own, everything else unmapped ---------- */
+
+#define PAGE_SIZE 4096ULL
+/* The loop's stack: its deepest path (poll: 65 epoll events, a report line) needs ~3 KiB, and
+ * pages it never touches cost nothing. A guard page below it faults instead of overrunning. */
+#define LOOP_STACK_SIZE (32 * 1024ULL)
+/* The user address space ends here with 4-level paging (47-bit); munmap refuses lengths past
+ * the task size, and nothing we run maps above it. */
+#define USER_SPACE_END 0x7ffffffff000ULL
+
+static uint64_t page_up(uint64_t x) { return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
+
+/* [loop image, read+exec][hvt_loop_args + filter][guard][stack]: the only host memory the
+ * running monitor keeps, besides guest memory and kvm_run. */
+struct loop_region {
+    uint8_t *base;
+    uint64_t size;
+    struct hvt_loop_args *args;
+    uint8_t *stack_top;
+};
+
+static int map_loop_region(const struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size,
+                           struct loop_region *r, char *err, size_t errlen)
+{
+    uint64_t code = page_up(runnc_hvt_loop_image_size);
+    uint64_t data = page_up(sizeof(struct hvt_loop_args) + bpf_size);
+    r->size = code + data + PAGE_SIZE + LOOP_STACK_SIZE;
+    r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r->base == MAP_FAILED)
+        return hvt_fail(err, errlen, "mapping the monitor's run loop: %s", strerror(errno));
+    memcpy(r->base, runnc_hvt_loop_image, runnc_hvt_loop_image_size);
+    r->args = (struct hvt_loop_args *)(r->base + code);
+    memcpy(&r->args->vm, vm, sizeof *vm);
+    uint8_t *filter = (uint8_t *)(r->args + 1);
+    memcpy(filter, bpf, bpf_size);
+    r->args->filter = filter;
+    r->args->filter_len = (uint16_t)(bpf_size / 8);
+    r->stack_top = r->base + r->size;
+    if (mprotect(r->base, code, PROT_READ | PROT_EXEC) == -1 ||
+        mprotect(r->base + code + data, PAGE_SIZE, PROT_NONE) == -1) {
+        int e = errno;
+        munmap(r->base, r->size);
+        return hvt_fail(err, errlen, "protecting the monitor's run loop: %s", strerror(e));
+    }
+    return 0;
+}
+
+/* The host memory to unmap, as the complement of what the running monitor keeps: munmap over
+ * holes is fine, so a few calls replace one per mapping (a Python process has ~200). */
+static void plan_unmap(const struct runnc_hvt *vm, const struct loop_region *r,
+                       struct hvt_loop_args *a)
+{
+    uint64_t keep[3][2] = {
+        {(uint64_t)(uintptr_t)vm->mem, vm->mem_size},
+        {(uint64_t)(uintptr_t)vm->run, page_up(vm->run_size)},
+        {(uint64_t)(uintptr_t)r->base, r->size},
+    };
+    for (int i = 1; i < 3; i++) /* sort by start: three entries */
+        for (int j = i; j > 0 && keep[j][0] < keep[j - 1][0]; j--) {
+            uint64_t t0 = keep[j][0], t1 = keep[j][1];
+            keep[j][0] = keep[j - 1][0];
+            keep[j][1] = keep[j - 1][1];
+            keep[j - 1][0] = t0;
+            keep[j - 1][1] = t1;
+        }
+    uint64_t from = 0;
+    a->nunmap = 0;
+    for (int i = 0; i <= 3; i++) {
+        uint64_t to = i < 3 ? keep[i][0] : USER_SPACE_END;
+        if (to > from) {
+            a->unmap[a->nunmap][0] = from;
+            a->unmap[a->nunmap][1] = to - from;
+            a->nunmap++;
+        }
+        if (i < 3)
+            from = keep[i][0] + keep[i][1];
+    }
+}
+
+/* Close every fd but the VM's and the devices' (and stdio). */
+static void close_other_fds(const struct runnc_hvt *vm)
+{
+    int keep[5 + 2 * HVT_MAX_DEVICES];
+    size_t nkeep = 0;
+    int own[] = {vm->kvmfd, vm->vmfd, vm->vcpufd, vm->epollfd, vm->timerfd};
+    for (size_t i = 0; i < 5; i++)
+        keep[nkeep++] = own[i];
+    for (uint32_t i = 0; i < vm->nblocks; i++)
+        keep[nkeep++] = vm->blocks[i].fd;
+    for (uint32_t i = 0; i < vm->nnets; i++)
+        keep[nkeep++] = vm->nets[i].fd;
+    runnc_close_fds_except(keep, nkeep);
+}
+
+/* Switch to the region's stack and call the loop image's entry (offset 0) with ARGS. */
+static __attribute__((noreturn)) void enter_loop(const struct loop_region *r)
+{
+    __asm__ volatile("movq %0, %%rsp\n\t"
+                     "xorl %%ebp, %%ebp\n\t"
+                     "callq *%1\n\t"
+                     "ud2"
+                     :
+                     : "r"(r->stack_top), "r"(r->base), "D"(r->args)
+                     : "memory");
+    __builtin_unreachable();
+}
+
 int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, int close_fds,
                   char *err, size_t errlen)
 {
@@ -214,32 +201,24 @@ int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, i
         hvt_fail(err, errlen, "seccomp program of %u bytes is malformed", bpf_size);
         goto fail;
     }
-    /* A filter binds the calling thread only: another thread would run unconfined. */
-    if (bpf_size && runnc_single_threaded() != 1) {
-        hvt_fail(err, errlen, "a seccomp-filtered monitor must be single-threaded");
+    /* A filter binds the calling thread only, and unmapping the host under another thread
+     * would crash it. */
+    if (runnc_single_threaded() != 1) {
+        hvt_fail(err, errlen, bpf_size ? "a seccomp-filtered monitor must be single-threaded"
+                                       : "the monitor must be single-threaded");
         goto fail;
     }
+    struct loop_region region = {0};
+    if (map_loop_region(vm, bpf, bpf_size, &region, err, errlen))
+        goto fail;
+    plan_unmap(vm, &region, region.args);
 
     /* Point of no return: from here on the process belongs to the guest. */
-    if (close_fds) {
-        int keep[5 + 2 * HVT_MAX_DEVICES];
-        size_t nkeep = 0;
-        int own[] = {vm->kvmfd, vm->vmfd, vm->vcpufd, vm->epollfd, vm->timerfd};
-        for (size_t i = 0; i < 5; i++)
-            keep[nkeep++] = own[i];
-        for (uint32_t i = 0; i < vm->nblocks; i++)
-            keep[nkeep++] = vm->blocks[i].fd;
-        for (uint32_t i = 0; i < vm->nnets; i++)
-            keep[nkeep++] = vm->nets[i].fd;
-        runnc_close_fds_except(keep, nkeep);
-    }
+    if (close_fds)
+        close_other_fds(vm);
     runnc_reset_signals();
-    char msg[512] = "";
-    if (bpf_size && install_filter(bpf, bpf_size, msg, sizeof msg))
-        finish(HVT_MONITOR_ERROR, 0, msg);
-    int status = 0;
-    enum hvt_outcome outcome = vcpu_loop(vm, &status, msg, sizeof msg);
-    finish(outcome, status, msg);
+    runnc_unregister_rseq();
+    enter_loop(&region);
 
 fail:
     runnc_hvt_destroy(vm);

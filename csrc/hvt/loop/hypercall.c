@@ -2,32 +2,40 @@
  * The hvt hypercalls (Solo5 include/hvt_abi.h): the guest writes the guest-physical address
  * of an argument struct to port 0x500 + nr; we read and write that struct in guest memory.
  *
+ * Part of the run loop image (loop.h): raw syscalls only.
+ *
  * Every guest pointer is checked against guest memory before use, and pointers the monitor
  * writes through are also checked against the read-only segments (the host mapping there is
  * read-only; writing would crash the monitor instead of failing the call). A malformed
  * argument pointer is a guest fault; a bad handle, offset or length is SOLO5_R_EINVAL, as in
  * solo5-hvt. Host I/O errors, where solo5-hvt asserts, return SOLO5_R_EUNSPEC to the guest.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
+#include <linux/errno.h>
+#include <linux/eventpoll.h>
+#include <linux/time.h>
+#include <linux/time_types.h>
+#include <stdbool.h>
 
-#include "hvt_internal.h"
+#include "loop.h"
+#include "sys.h"
 
 #define INTERNAL_TIMERFD (~1ULL) /* epoll data of the poll timer, never a manifest index */
 #define NSEC_PER_SEC 1000000000ULL
 
-static const char *const names[HVT_HC_MAX] = {
-    [HVT_HC_WALLTIME] = "walltime",       [HVT_HC_PUTS] = "puts",
-    [HVT_HC_POLL] = "poll",               [HVT_HC_BLOCK_WRITE] = "block_write",
-    [HVT_HC_BLOCK_READ] = "block_read",   [HVT_HC_NET_WRITE] = "net_write",
-    [HVT_HC_NET_READ] = "net_read",       [HVT_HC_HALT] = "halt",
-};
+/* A switch, not a table of pointers: the image must hold no absolute addresses. */
+static const char *hypercall_name(unsigned nr)
+{
+    switch (nr) {
+    case HVT_HC_WALLTIME: return "walltime";
+    case HVT_HC_PUTS: return "puts";
+    case HVT_HC_POLL: return "poll";
+    case HVT_HC_BLOCK_WRITE: return "block_write";
+    case HVT_HC_BLOCK_READ: return "block_read";
+    case HVT_HC_NET_WRITE: return "net_write";
+    case HVT_HC_NET_READ: return "net_read";
+    default: return "halt";
+    }
+}
 
 /* The host address of guest range [gpa, gpa + len), or NULL if it is not all guest memory
  * (or, for writable, touches a read-only segment). */
@@ -58,50 +66,19 @@ static const struct runnc_hvt_net *find_net(const struct runnc_hvt *vm, uint64_t
     return NULL;
 }
 
-int runnc_hvt_make_fds(int *epollfd, int *timerfd)
-{
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep == -1)
-        return -1;
-    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = INTERNAL_TIMERFD};
-    if (tfd == -1 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev) == -1) {
-        int saved = errno;
-        close(ep);
-        if (tfd != -1)
-            close(tfd);
-        errno = saved;
-        return -1;
-    }
-    *epollfd = ep;
-    *timerfd = tfd;
-    return 0;
-}
-
-int hvt_devices_setup(struct runnc_hvt *vm, char *err, size_t errlen)
-{
-    struct epoll_event ev = {.events = EPOLLIN};
-    for (uint32_t i = 0; i < vm->nnets; i++) {
-        ev.data.u64 = vm->nets[i].index; /* poll reports readiness as 1 << handle */
-        if (epoll_ctl(vm->epollfd, EPOLL_CTL_ADD, vm->nets[i].fd, &ev) == -1)
-            return hvt_fail(err, errlen, "epoll_ctl(net fd %d): %s", vm->nets[i].fd,
-                            strerror(errno));
-    }
-    return 0;
-}
-
+/* By raw syscall: the vDSO that libc's clock_gettime uses is unmapped with everything else. */
 static void hc_walltime(struct hvt_hc_walltime *a)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct __kernel_timespec ts = {0, 0};
+    sys_clock_gettime(CLOCK_REALTIME, &ts);
     a->nsecs = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 static void write_all(int fd, const uint8_t *data, uint64_t len)
 {
     while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
+        long n = sys_write(fd, data, len);
+        if (n == -EINTR)
             continue;
         if (n <= 0)
             return; /* console gone: drop the output, as a serial line would */
@@ -112,27 +89,28 @@ static void write_all(int fd, const uint8_t *data, uint64_t len)
 
 static int hc_poll(struct runnc_hvt *vm, struct hvt_hc_poll *a, char *err, size_t errlen)
 {
-    struct itimerspec it = {
-        .it_value = {.tv_sec = (time_t)(a->timeout_nsecs / NSEC_PER_SEC),
-                     .tv_nsec = (long)(a->timeout_nsecs % NSEC_PER_SEC)},
+    struct __kernel_itimerspec it = {
+        .it_value = {.tv_sec = (long long)(a->timeout_nsecs / NSEC_PER_SEC),
+                     .tv_nsec = (long long)(a->timeout_nsecs % NSEC_PER_SEC)},
     };
     /* A zero it_value would disarm the timer and an empty wait set would then block forever. */
     it.it_value.tv_nsec |= 1;
-    if (timerfd_settime(vm->timerfd, 0, &it, NULL) == -1)
-        return hvt_fail(err, errlen, "timerfd_settime: %s", strerror(errno));
+    long rc = sys_timerfd_settime(vm->timerfd, 0, &it);
+    if (rc < 0)
+        return loop_fail_errno(err, errlen, "timerfd_settime", (int)-rc);
     struct epoll_event events[65];
-    int n;
+    long n;
     do
-        n = epoll_pwait(vm->epollfd, events, 65, -1, NULL);
-    while (n == -1 && errno == EINTR);
-    if (n == -1)
-        return hvt_fail(err, errlen, "epoll_pwait: %s", strerror(errno));
+        n = sys_epoll_pwait(vm->epollfd, events, 65, -1);
+    while (n == -EINTR);
+    if (n < 0)
+        return loop_fail_errno(err, errlen, "epoll_pwait", (int)-n);
     uint64_t ready = 0;
     int count = 0;
-    for (int i = 0; i < n; i++) {
-        if (events[i].data.u64 == INTERNAL_TIMERFD)
+    for (long i = 0; i < n; i++) {
+        if (events[i].data == INTERNAL_TIMERFD)
             continue;
-        ready |= 1ULL << events[i].data.u64;
+        ready |= 1ULL << events[i].data;
         count++;
     }
     a->ready_set = ready;
@@ -161,12 +139,12 @@ static int32_t block_io(const struct runnc_hvt *vm, bool write, uint64_t handle,
     /* One pread/pwrite per sector: the seccomp policy pins the count to block_size, so a
      * multi-sector request (solo5-hvt allows them) is split rather than refused. */
     for (uint64_t done = 0; done < len; done += b->block_size) {
-        ssize_t n;
+        long n;
         do
-            n = write ? pwrite(b->fd, buf + done, b->block_size, (off_t)(offset + done))
-                      : pread(b->fd, buf + done, b->block_size, (off_t)(offset + done));
-        while (n < 0 && errno == EINTR);
-        if (n != (ssize_t)b->block_size)
+            n = write ? sys_pwrite(b->fd, buf + done, b->block_size, (long)(offset + done))
+                      : sys_pread(b->fd, buf + done, b->block_size, (long)(offset + done));
+        while (n == -EINTR);
+        if (n != (long)b->block_size)
             return SOLO5_R_EUNSPEC; /* host I/O error, or the image shrank under us */
     }
     return SOLO5_R_OK;
@@ -180,12 +158,12 @@ static int32_t net_write(const struct runnc_hvt *vm, const struct hvt_hc_net_wri
     const uint8_t *buf = guest_ptr(vm, a->data, a->len, false);
     if (buf == NULL || a->len == 0)
         return SOLO5_R_EINVAL;
-    ssize_t n;
+    long n;
     do
-        n = write(d->fd, buf, a->len);
-    while (n < 0 && errno == EINTR);
+        n = sys_write(d->fd, buf, a->len);
+    while (n == -EINTR);
     /* A tap takes a frame whole or not at all. */
-    return n == (ssize_t)a->len ? SOLO5_R_OK : SOLO5_R_EUNSPEC;
+    return n == (long)a->len ? SOLO5_R_OK : SOLO5_R_EUNSPEC;
 }
 
 static int32_t net_read(const struct runnc_hvt *vm, struct hvt_hc_net_read *a)
@@ -196,11 +174,11 @@ static int32_t net_read(const struct runnc_hvt *vm, struct hvt_hc_net_read *a)
     uint8_t *buf = guest_ptr(vm, a->data, a->len, true);
     if (buf == NULL)
         return SOLO5_R_EINVAL;
-    ssize_t n;
+    long n;
     do
-        n = read(d->fd, buf, a->len);
-    while (n < 0 && errno == EINTR);
-    if (n == 0 || (n < 0 && errno == EAGAIN))
+        n = sys_read(d->fd, buf, a->len);
+    while (n == -EINTR);
+    if (n == 0 || n == -EAGAIN)
         return SOLO5_R_AGAIN;
     if (n < 0)
         return SOLO5_R_EUNSPEC;
@@ -208,30 +186,33 @@ static int32_t net_read(const struct runnc_hvt *vm, struct hvt_hc_net_read *a)
     return SOLO5_R_OK;
 }
 
-static const size_t arg_size[HVT_HC_MAX] = {
-    [HVT_HC_WALLTIME] = sizeof(struct hvt_hc_walltime),
-    [HVT_HC_PUTS] = sizeof(struct hvt_hc_puts),
-    [HVT_HC_POLL] = sizeof(struct hvt_hc_poll),
-    [HVT_HC_BLOCK_WRITE] = sizeof(struct hvt_hc_block_write),
-    [HVT_HC_BLOCK_READ] = sizeof(struct hvt_hc_block_read),
-    [HVT_HC_NET_WRITE] = sizeof(struct hvt_hc_net_write),
-    [HVT_HC_NET_READ] = sizeof(struct hvt_hc_net_read),
-    [HVT_HC_HALT] = sizeof(struct hvt_hc_halt),
-};
+static size_t arg_size(unsigned nr)
+{
+    switch (nr) {
+    case HVT_HC_WALLTIME: return sizeof(struct hvt_hc_walltime);
+    case HVT_HC_PUTS: return sizeof(struct hvt_hc_puts);
+    case HVT_HC_POLL: return sizeof(struct hvt_hc_poll);
+    case HVT_HC_BLOCK_WRITE: return sizeof(struct hvt_hc_block_write);
+    case HVT_HC_BLOCK_READ: return sizeof(struct hvt_hc_block_read);
+    case HVT_HC_NET_WRITE: return sizeof(struct hvt_hc_net_write);
+    case HVT_HC_NET_READ: return sizeof(struct hvt_hc_net_read);
+    default: return sizeof(struct hvt_hc_halt);
+    }
+}
 
 int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, char *err,
                   size_t errlen)
 {
     if (nr == 0 || nr >= HVT_HC_MAX) {
-        hvt_fail(err, errlen, "unknown hypercall %u", nr);
+        loop_fail(err, errlen, "unknown hypercall %u", nr);
         return HVT_GUEST_FAULT;
     }
     /* Halt and puts only read their arguments; the others write results back. */
     bool out = nr != HVT_HC_HALT && nr != HVT_HC_PUTS;
-    void *arg = guest_ptr(vm, gpa, arg_size[nr], out);
+    void *arg = guest_ptr(vm, gpa, arg_size(nr), out);
     if (arg == NULL) {
-        hvt_fail(err, errlen, "%s hypercall with its argument at %#llx outside %sguest memory",
-                 names[nr], (unsigned long long)gpa, out ? "writable " : "");
+        loop_fail(err, errlen, "%s hypercall with its argument at %#llx outside %sguest memory",
+                  hypercall_name(nr), (unsigned long long)gpa, out ? "writable " : "");
         return HVT_GUEST_FAULT;
     }
     switch (nr) {
@@ -242,8 +223,8 @@ int hvt_hypercall(struct runnc_hvt *vm, unsigned nr, uint64_t gpa, int *status, 
         const struct hvt_hc_puts *a = arg;
         const uint8_t *data = guest_ptr(vm, a->data, a->len, false);
         if (data == NULL) {
-            hvt_fail(err, errlen, "puts of %llu bytes at %#llx outside guest memory",
-                     (unsigned long long)a->len, (unsigned long long)a->data);
+            loop_fail(err, errlen, "puts of %llu bytes at %#llx outside guest memory",
+                      (unsigned long long)a->len, (unsigned long long)a->data);
             return HVT_GUEST_FAULT;
         }
         write_all(1, data, a->len);
