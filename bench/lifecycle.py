@@ -2,6 +2,7 @@
 """OCI lifecycle benchmark (issue 4): create + start + wait + delete, and one `state` call.
 
     sudo python3 bench/lifecycle.py [--runs 50] [--guests DIR]
+    sudo python3 bench/lifecycle.py --engines [--runs 20]   # docker/podman run --rm (engines.py)
 
 Measured in this one run, round robin so machine noise hits every runtime alike:
   runnc-py        /usr/local/bin/runnc-py, the entry point engines call: the C front end
@@ -197,9 +198,20 @@ def main() -> int:
     parser.add_argument(
         "--guests", type=Path, default=None, help="built guests (default: build now)"
     )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="docker/podman run --rm and each verb as the engine calls it (bench/engines.py)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/lifecycle.py needs root (namespaces, cgroups)")
+    if args.engines:  # before this process takes a private mount namespace below
+        from bench.engines import run_engines
+        from bench.timing import build_guests
+
+        with tempfile.TemporaryDirectory(prefix="runnc-bench-guests-") as tmp:
+            return run_engines(args.runs, args.guests or build_guests(Path(tmp)))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("cannot become a child subreaper")
