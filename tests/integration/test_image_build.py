@@ -114,6 +114,28 @@ def test_config_json_annotations_override_the_image(guests: Path, tmp_path: Path
     assert "Command line is: 'one'" in done.stdout
 
 
+@pytest.mark.root
+@pytest.mark.kvm
+def test_hvt_image_runs_under_our_kvm_monitor(guests: Path, tmp_path: Path) -> None:
+    need("umoci")
+    archive = tmp_path / "hvt.tar"
+    done = cli("image", "build", str(guests / "hvt" / "hello.hvt"), "--monitor", "hvt",
+               "--mem", "16", "--arg", "from-hvt", "-t", "runnc-py-test/hvt:1",
+               "--format", "oci-archive", "-o", str(archive))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    layout, bundle = tmp_path / "layout", tmp_path / "bundle"
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout, filter="data")
+    unpack = ["umoci", "unpack", "--image", f"{layout}:runnc-py-test/hvt:1", str(bundle)]
+    assert subprocess.run(unpack, capture_output=True).returncode == 0
+    config = json.loads((bundle / "config.json").read_text())
+    config["annotations"] = {}
+    (bundle / "config.json").write_text(json.dumps(config))
+    ran = _run(tmp_path, bundle)
+    assert ran.returncode == 0, ran.stderr
+    assert "Command line is: 'from-hvt'" in ran.stdout
+
+
 # ---------------------------------------------------------------------------- urunc images
 
 
