@@ -167,6 +167,16 @@ def test_detached_logs_stop_and_kill(uk: dict[str, str], detached: list[str]) ->
     assert inspect(killed, "{{.State.ExitCode}}") == "137"
 
 
+def test_docker_exec_is_refused(uk: dict[str, str], detached: list[str]) -> None:
+    """A unikernel is one address space: there is no second process to start."""
+    name = start(detached, uk["time"], "sleep=60")
+    wait_logs(name, "sleeping")
+    done = docker("exec", name, "/bin/sh")
+    assert done.returncode != 0
+    assert "cannot exec into a unikernel container" in done.stderr + done.stdout
+    assert inspect(name, "{{.State.Running}}") == "true"  # the guest is unharmed
+
+
 def test_memory_limit_reaches_the_guest(uk: dict[str, str], detached: list[str]) -> None:
     """`--memory 256m`: the guest's RAM is 256 MiB minus 8 MiB of host overhead, mapped from
     0x10000 in the guest's process (the container's pid), inside a 256 MiB cgroup."""
