@@ -111,20 +111,26 @@ def cold_runs(pkg: str, extra_path: str, netns: str, count: int) -> list[dict[st
     ]
 
 
-def warm_runs(read: Any, wiring: Any, netns: str, runs: int) -> tuple[list[float], ...]:
-    reads, wires, unwires = [], [], []
+def warm_runs(
+    impls: dict[str, tuple[Any, Any]], netns: str, runs: int
+) -> dict[str, tuple[list[float], list[float], list[float]]]:
+    """read_facts, wire and unwire times per implementation (its read and wiring modules),
+    alternating implementations run by run so that drift in load hits them alike."""
+    times: dict[str, tuple[list[float], list[float], list[float]]] = {
+        name: ([], [], []) for name in impls
+    }
     for _ in range(runs):
-        t0 = time.perf_counter()
-        facts = read.read_facts(netns)
-        t1 = time.perf_counter()
-        wired = wiring.wire(netns, facts)
-        t2 = time.perf_counter()
-        wiring.unwire(wired)
-        t3 = time.perf_counter()
-        reads.append(t1 - t0)
-        wires.append(t2 - t1)
-        unwires.append(t3 - t2)
-    return reads, wires, unwires
+        for name, (read, wiring) in impls.items():
+            t0 = time.perf_counter()
+            facts = read.read_facts(netns)
+            t1 = time.perf_counter()
+            wired = wiring.wire(netns, facts)
+            t2 = time.perf_counter()
+            wiring.unwire(wired)
+            t3 = time.perf_counter()
+            for series, value in zip(times[name], (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                series.append(value)
+    return times
 
 
 def sh(*args: str) -> str:
@@ -240,29 +246,35 @@ def med(values: list[float]) -> float:
 
 
 def report_wiring(
-    cold: dict[str, list[dict[str, float]]], warm: dict[str, tuple[list[float], ...]]
+    cold: dict[str, list[dict[str, float]]],
+    warm: dict[str, tuple[list[float], list[float], list[float]]],
 ) -> None:
-    """One row per measure: ours (lean), the pyroute2-based one, and their ratio."""
-    rows: dict[str, dict[str, float]] = {name: {} for name in cold}
+    """One row per measure: ours (lean), the pyroute2-based one, their ratio; medians, and
+    minimums (on a shared, loaded machine the floor says more about the code than the middle)."""
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in cold}
     for name, runs in cold.items():
-        rows[name]["import"] = med([c["import"] for c in runs])
-        rows[name]["read_facts+wire cold"] = med([c["read"] + c["wire"] for c in runs])
-        rows[name]["import+read+wire cold"] = med(
-            [c["import"] + c["read"] + c["wire"] for c in runs]
-        )
         reads, wires, unwires = warm[name]
-        rows[name]["read_facts+wire warm"] = med([r + w for r, w in zip(reads, wires, strict=True)])
-        rows[name]["unwire warm"] = med(unwires)
+        samples[name] = {
+            "import": [c["import"] for c in runs],
+            "read_facts+wire cold": [c["read"] + c["wire"] for c in runs],
+            "import+read+wire cold": [c["import"] + c["read"] + c["wire"] for c in runs],
+            "read_facts+wire warm": [r + w for r, w in zip(reads, wires, strict=True)],
+            "unwire warm": unwires,
+        }
     if any(c["pyroute2"] for c in cold["lean"]):
         print("  NOTE: the lean path imported pyroute2")
-    goals = {"import": "(goal < 5 ms)", "read_facts+wire cold": "(goal < 5 ms)"}
-    prev = rows.get("pyroute2")
-    head = "pyroute2".rjust(11) + "  lean/pyroute2" if prev else ""
-    print(f"  {'':24}{'lean':>9}{head}")
-    for measure, value in rows["lean"].items():
-        line = f"  {measure:24}{value * 1e3:7.2f} ms"
+    goals = {"import": "goal < 5 ms", "read_facts+wire cold": "goal < 5 ms"}
+    prev = samples.get("pyroute2")
+    print(
+        f"  {'ms (median / min)':24}{'lean':>15}"
+        + (f"{'pyroute2':>17}   lean/pyroute2" if prev else "")
+    )
+    for measure, values in samples["lean"].items():
+        line = f"  {measure:24}{med(values) * 1e3:7.2f} /{min(values) * 1e3:6.2f}"
         if prev:
-            line += f"{prev[measure] * 1e3:9.2f} ms  {value / prev[measure]:8.3f}x"
+            old = prev[measure]
+            line += f"  {med(old) * 1e3:7.2f} /{min(old) * 1e3:6.2f}"
+            line += f"   {med(values) / med(old):5.3f}x / {min(values) / min(old):5.3f}x"
         print(f"{line}  {goals.get(measure, '')}".rstrip())
     if not prev:
         print(f"  (pyroute2 columns skipped: commit {PREVIOUS} not reachable with git)")
@@ -299,13 +311,14 @@ def main() -> None:
         for _ in range(args.cold):  # round robin: drift in load hits both alike
             for name, (pkg, extra_path) in impls.items():
                 cold[name] += cold_runs(pkg, extra_path, path_a, 1)
-        warm = {"lean": warm_runs(runnc_py.net.read, runnc_py.net.wiring, path_a, args.runs)}
+        modules: dict[str, tuple[Any, Any]] = {"lean": (runnc_py.net.read, runnc_py.net.wiring)}
         if prev_path is not None:
             sys.path.insert(0, prev_path)
             import prevnet.read
             import prevnet.wiring
 
-            warm["pyroute2"] = warm_runs(prevnet.read, prevnet.wiring, path_a, args.runs)
+            modules["pyroute2"] = (prevnet.read, prevnet.wiring)
+        warm = warm_runs(modules, path_a, args.runs)
 
         facts = read_facts(path_a)
         wired = wire(path_a, facts)
@@ -332,7 +345,9 @@ def main() -> None:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(guests, ignore_errors=True)
 
-    print(f"runnc-py network wiring, 1 interface ({args.runs} warm runs, {args.cold} cold)")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"runnc-py network wiring, 1 interface ({args.runs} warm runs, {args.cold} cold; "
+          f"load average {load} on {os.cpu_count()} CPUs), medians")  # fmt: skip
     report_wiring(cold, warm)
     print(f"ping rtt, median of {args.pings} per target, 2 ms apart, targets alternated")
     if uni:
