@@ -245,13 +245,31 @@ def open_to_others(path: Path) -> None:
     path.chmod(0o777)
 
 
+def state_writable_by_group(path: Path) -> None:
+    (path / "state.json").chmod(0o660)
+
+
+def state_symlinked(path: Path) -> None:
+    (path / "state.json").rename(path / "real.json")
+    (path / "state.json").symlink_to(path / "real.json")
+
+
 def symlinked(path: Path) -> None:
     real = path.with_name(path.name + ".real")
     path.rename(real)
     path.symlink_to(real)
 
 
-SPOILERS = [corrupt, foreign, newer_format, bad_pid, open_to_others, symlinked]
+SPOILERS = [
+    corrupt,
+    foreign,
+    newer_format,
+    bad_pid,
+    open_to_others,
+    symlinked,
+    state_writable_by_group,
+    state_symlinked,
+]
 
 
 @pytest.mark.parametrize("spoil", SPOILERS, ids=lambda f: f.__name__)
@@ -332,6 +350,21 @@ def test_start_after_the_init_died(rt: Runtime, fronts: Fronts) -> None:
     assert c("delete", cid).returncode == 0
     assert fronts.handovers() == []
     assert_gone(rt, cid, pid)
+
+
+def test_unknown_key_is_left_to_python(rt: Runtime, fronts: Fronts) -> None:
+    """A key the C side does not know may be a newer format's: Python reads it (and would
+    keep it when saving), so C hands over even where Python succeeds."""
+    c, py = both(rt, fronts)
+    cid = rt.new_id("newkey")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    path = rt.root / cid / "state.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"futureField": 1}))
+    fronts.handovers()
+    assert state_text(c, cid) == state_text(py, cid)
+    assert fronts.handovers() == ["state.json missing, untrusted or not format 1"]
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
 
 
 def test_untrusted_root_is_handed_over(rt: Runtime, fronts: Fronts) -> None:
