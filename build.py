@@ -124,8 +124,10 @@ HVT_LOOP_CFLAGS = [
 ]
 
 
-def build_hvt_loop_image(out: Path = HERE / "build" / "hvt-loop", cc: str = "gcc") -> Path:
-    """Link csrc/hvt/loop/ into the run loop image and write it as a C array to
+def build_hvt_loop_image(
+    out: Path = HERE / "build" / "hvt-loop", cc: str = "gcc", sources: list[Path] | None = None
+) -> Path:
+    """Link csrc/hvt/loop/ (or SOURCES) into the run loop image and write it as a C array to
     OUT/hvt_loop_image.c (rewritten only when it changes); returns that file.
 
     Linked twice, at two addresses: the two images must be the same bytes, so nothing in it
@@ -145,7 +147,7 @@ def build_hvt_loop_image(out: Path = HERE / "build" / "hvt-loop", cc: str = "gcc
             f"-Wl,--section-start=.image={base:#x}",
             "-o",
             str(elf),
-            *map(str, sorted(HVT_LOOP_SRC.glob("*.c"))),
+            *map(str, sources or sorted(HVT_LOOP_SRC.glob("*.c"))),
         ]
         for cmd in (link, ["objcopy", "-O", "binary", "-j", ".image", str(elf), str(raw)]):
             done = subprocess.run(cmd, capture_output=True, text=True)
