@@ -171,8 +171,9 @@ def install(
     """Register runnc-py with the engines (default: every engine installed here).
 
     Merges into the existing files (every other setting and comment kept), backs each changed
-    file up once as FILE.runnc-py.bak, and is idempotent. `--kubernetes` alone only prints the
-    RuntimeClass manifest (stdout); with --containerd it also registers the CRI handler.
+    file up once as FILE.runnc-py.bak (with a record, FILE.runnc-py.json, of what it wrote),
+    and is idempotent. `--kubernetes` alone only prints the RuntimeClass manifest (stdout);
+    with --containerd it also registers the CRI handler.
     """
     from runnc_py.engines import files
     from runnc_py.engines.kubernetes import runtime_class

@@ -3,16 +3,20 @@ write it atomically, show the change as a unified diff.
 
 Record of what install changed, next to each file it touched:
 * `FILE.runnc-py.bak`: FILE's bytes before the first install changed it (kept until uninstall);
-* `FILE.runnc-py.created`: an empty marker, FILE did not exist before install made it.
-`uninstall` uses them to remove exactly what install added: when FILE is still byte for byte
-what install made of the backup, the backup's bytes come back (an install/uninstall round trip
-leaves the file byte-identical); otherwise (someone edited FILE since) only our entries go,
-structurally, and every other change stays.
+* `FILE.runnc-py.json`: `{"created": bool, "installed": "sha256:..."}`: whether FILE existed
+  before install, and the digest of what install last wrote.
+`uninstall` uses them to remove exactly what install added: when FILE still has the digest
+install wrote, the backup's bytes come back, or the file goes if install created it (an
+install/uninstall round trip leaves the file byte-identical, whatever options install had);
+otherwise (someone edited FILE since) only our entries go, structurally, and every other
+change stays.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from runnc_py.engines import EngineConfig, Registration
 from runnc_py.errors import RunncError
 
 BACKUP_SUFFIX = ".runnc-py.bak"
-CREATED_SUFFIX = ".runnc-py.created"
+RECORD_SUFFIX = ".runnc-py.json"
 NEW_FILE_MODE = 0o644
 
 
@@ -33,8 +37,9 @@ class Change:
     path: str
     old: str | None
     new: str | None
-    backup: bool = False  # install: save `old` as the backup / the created marker
-    forget: bool = False  # uninstall: drop the backup and marker afterwards
+    backup: bool = False  # install: save `old` as the backup (first install only)
+    record: str | None = None  # install: the record to write (see the module docstring)
+    forget: bool = False  # uninstall: drop the backup and the record afterwards
 
     @property
     def changes(self) -> bool:
@@ -65,28 +70,48 @@ def read_text(path: str) -> str | None:
 # ---------------------------------------------------------------------------- plans (read only)
 
 
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_record(path: str) -> dict[str, object] | None:
+    """FILE's install record, or None (never installed here, or the record is unreadable:
+    uninstall then removes only the runtime entry)."""
+    text = read_text(path + RECORD_SUFFIX)
+    try:
+        record = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def plan_install(config: EngineConfig, path: str, reg: Registration) -> Change:
     config = config.at(path)
     old = read_text(path)
     new = config.add(old, reg)
-    first = not (os.path.exists(path + BACKUP_SUFFIX) or os.path.exists(path + CREATED_SUFFIX))
-    return Change(config.engine, path, old, new, backup=first and new != old)
+    if new == old:
+        return Change(config.engine, path, old, new)
+    previous = read_record(path)
+    created = old is None if previous is None else bool(previous.get("created"))
+    record = json.dumps({"created": created, "installed": digest(new)}) + "\n"
+    return Change(config.engine, path, old, new, backup=previous is None, record=record)
 
 
 def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change:
     config = config.at(path)
     current = read_text(path)
+    record = read_record(path)
     backup = read_text(path + BACKUP_SUFFIX)
-    created = os.path.exists(path + CREATED_SUFFIX)
-    recorded = backup is not None or created
+    created = bool(record and record.get("created"))
+    recorded = record is not None or backup is not None
     if current is None:
         return Change(config.engine, path, None, None, forget=recorded)
-    if backup is not None and config.add(backup, reg) == current:
-        new: str | None = backup  # untouched since install: the exact old bytes
+    new: str | None
+    if record is not None and record.get("installed") == digest(current):
+        new = None if created else backup  # untouched since install: as it was, exactly
     else:
-        new = config.remove(
-            current, backup if backup is not None else ("" if created else None), reg
-        )
+        before = backup if backup is not None else ("" if created else None)
+        new = config.remove(current, before, reg)
         if created and config.bare(new):
             new = None
     return Change(config.engine, path, current, new, forget=recorded)
@@ -97,11 +122,10 @@ def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change
 
 def apply(change: Change) -> None:
     """Carry CHANGE out: backup first, then the atomic write (or the removal)."""
-    if change.backup:
-        if change.old is None:
-            _write_atomic(change.path + CREATED_SUFFIX, "", NEW_FILE_MODE)
-        else:
-            _write_atomic(change.path + BACKUP_SUFFIX, change.old, _mode(change.path))
+    if change.backup and change.old is not None:
+        _write_atomic(change.path + BACKUP_SUFFIX, change.old, _mode(change.path))
+    if change.record is not None:
+        _write_atomic(change.path + RECORD_SUFFIX, change.record, NEW_FILE_MODE)
     if change.changes:
         if change.new is None:
             _unlink(change.path)
@@ -109,7 +133,7 @@ def apply(change: Change) -> None:
             _write_atomic(change.path, change.new, _mode(change.path))
     if change.forget:
         _unlink(change.path + BACKUP_SUFFIX)
-        _unlink(change.path + CREATED_SUFFIX)
+        _unlink(change.path + RECORD_SUFFIX)
 
 
 def _mode(path: str) -> int:

@@ -78,12 +78,26 @@ def test_file_round_trip_is_byte_identical(
     assert path.read_text() == install.new
     again = files.plan_install(config, str(path), REG)
     assert not again.changes and not again.backup  # idempotent, backup made once
-    files.apply(files.plan_uninstall(config, str(path), REG))
+    # uninstall knows nothing of install's options (the CLI passes only the name): the
+    # record's digest tells it the file is untouched since.
+    files.apply(files.plan_uninstall(config, str(path), Registration()))
     if text is None:
         assert not path.exists()
     else:
         assert path.read_bytes() == text.encode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if text is None else ["conf"])
+
+
+def test_round_trip_with_other_install_options(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}')
+    custom = Registration(binary="/opt/runnc-py", delegate="runc")
+    files.apply(files.plan_install(docker.CONFIG, str(path), REG))
+    files.apply(files.plan_install(docker.CONFIG, str(path), custom))  # changed again
+    assert json.loads(path.read_text())["runtimes"]["runnc-py"]["path"] == "/opt/runnc-py"
+    files.apply(files.plan_uninstall(docker.CONFIG, str(path), Registration()))
+    assert path.read_text() == '{"debug": true}'  # the first backup, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.json"]
 
 
 def test_docker_merges_keeps_order_and_indent() -> None:
