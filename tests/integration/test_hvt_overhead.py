@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from runnc_py.monitor.footprint import footprint
 from tests.conftest import runnc_binary
 from tests.integration import test_lifecycle
 from tests.integration.test_exec import wait_for_line
@@ -33,80 +33,21 @@ rt = test_lifecycle.rt
 subreaper = test_lifecycle.subreaper
 
 MIB = 1 << 20
-MEM_MB = 16  # the guest's memory: 8 MiB pages of it hold page tables, boot info, segments
+MEM_MB = 16  # the guest's memory
 OVERHEAD_LIMIT = 2 * MIB  # the issue's budget for the running monitor
 WAIT_MS = 3000  # time.hvt's poll: long enough to look at the monitor, short for the suite
-# Named mappings a running monitor may have: kvm_run (KVM's, shared with the vCPU) and the
-# legacy vsyscall page, which lies above user space and cannot be unmapped.
-ALLOWED_NAMES = {"anon_inode:kvm-vcpu:0", "[vsyscall]"}
-VSYSCALL = 0xFFFFFFFFFF600000
-
-
-@dataclass(frozen=True)
-class Mapping:
-    lo: int
-    hi: int
-    name: str
-    rss: int  # bytes
-
-    @property
-    def size(self) -> int:
-        return self.hi - self.lo
-
-
-def read_smaps(pid: int) -> list[Mapping]:
-    """Every mapping of PID with its name and resident bytes."""
-    maps: list[Mapping] = []
-    head: list[str] | None = None
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        fields = line.split()
-        if "-" in fields[0] and not fields[0].endswith(":"):
-            head = fields
-        elif fields[0] == "Rss:" and head is not None:
-            lo, hi = (int(x, 16) for x in head[0].split("-"))
-            name = " ".join(head[5:])
-            maps.append(Mapping(lo, hi, name, int(fields[1]) * 1024))
-    return maps
-
-
-def guest_memory(maps: list[Mapping], size: int) -> list[Mapping]:
-    """The anonymous mappings that tile one window of exactly SIZE bytes, starting and ending
-    at mapping boundaries: the guest's memory, split by protection (read-only text and
-    rodata). There must be exactly one such window."""
-    anon = sorted((m for m in maps if not m.name), key=lambda m: m.lo)
-    windows = []
-    for i, first in enumerate(anon):
-        run, end = [], first.lo
-        for m in anon[i:]:
-            if m.lo != end or m.hi > first.lo + size:
-                break
-            run.append(m)
-            end = m.hi
-        if end == first.lo + size:
-            windows.append(run)
-    assert len(windows) == 1, f"{len(windows)} windows of {size} bytes in {maps}"
-    return windows[0]
-
-
-def vm_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+# The one named mapping a running monitor keeps: the vCPU's kvm_run area (KVM's, shared with
+# the vCPU). [vsyscall] is left out by footprint(): it lies above user space, fixed.
+KVM_RUN = "anon_inode:kvm-vcpu:0"
 
 
 def assert_lean_monitor(pid: int) -> None:
     """PID runs an hvt guest of MEM_MB MiB and holds nothing of the host but its monitor."""
-    maps = read_smaps(pid)
-    named = sorted({m.name for m in maps if m.name} - ALLOWED_NAMES)
-    assert named == [], f"host mappings left in the running monitor: {named}"
-    assert all(m.hi <= VSYSCALL for m in maps if m.name != "[vsyscall]")
-    guest = guest_memory(maps, MEM_MB * MIB)
-    rest = [m for m in maps if m not in guest and m.name != "[vsyscall]"]
-    overhead = vm_rss(pid) - sum(m.rss for m in guest)
-    assert overhead <= OVERHEAD_LIMIT, (overhead, rest)
+    fp = footprint(pid, MEM_MB * MIB)
+    assert fp.names == [KVM_RUN], f"host mappings left in the running monitor: {fp.names}"
+    assert fp.overhead <= OVERHEAD_LIMIT, (fp.overhead, fp.rest)
     # The interpreter's own anonymous memory (obmalloc arenas, the heap) is gone too.
-    assert sum(m.size for m in rest) <= OVERHEAD_LIMIT, rest
+    assert sum(m.size for m in fp.rest) <= OVERHEAD_LIMIT, fp.rest
 
 
 def test_monitor_under_exec_holds_only_guest_memory(guests: Path) -> None:

@@ -37,7 +37,8 @@ def test_the_real_loop_builds_into_a_few_pages(build_module: Any, tmp_path: Path
     assert 0 < len(image) <= 16 * 1024  # the monitor keeps all of it resident
 
 
-def test_entry_is_the_first_byte(build_module: Any, tmp_path: Path) -> None:
+def test_a_self_contained_loop_links(build_module: Any, tmp_path: Path) -> None:
+    """The control for the refusals below: helpers and constants of its own are fine."""
     image = build(
         build_module,
         tmp_path,
