@@ -20,8 +20,8 @@
 /* Remember the original command line, so a hand-over passes it on unchanged. */
 void handover_init(int argc, char **argv);
 
-/* execv the Python entry with the original argv; WHY goes to the environment as
- * RUNNC_PY_HANDOVER (tests read it; Python ignores it). Never returns. */
+/* execv the Python entry with the original argv and environment; WHY is appended to the
+ * file $RUNNC_PY_FRONT_TRACE names, if set. Never returns. */
 __attribute__((noreturn)) void handover(const char *why);
 
 /* Ignore SIGPIPE while writing to exec.fifo (EPIPE instead of death), then put back the

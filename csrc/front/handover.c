@@ -6,6 +6,7 @@
  * own messages, exit status and --log entries.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,19 @@ void handover_init(int argc, char **argv)
     original_argv = argv;
 }
 
+/* With RUNNC_PY_FRONT_TRACE=FILE, append why each call was handed over (tests, debugging). */
+static void trace(const char *why)
+{
+    const char *path = getenv("RUNNC_PY_FRONT_TRACE");
+    if (path == NULL || *path == '\0')
+        return;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        dprintf(fd, "%s\n", why);
+        close(fd);
+    }
+}
+
 void ignore_sigpipe(void)
 {
     struct sigaction ignore = {.sa_handler = SIG_IGN};
@@ -48,7 +62,7 @@ void handover(const char *why)
 {
     /* An ignored disposition survives execve: Python starts from what the engine gave us. */
     restore_sigpipe();
-    setenv("RUNNC_PY_HANDOVER", why, 1);
+    trace(why);
     execv(RUNNC_PY_ENTRY, original_argv);
     fprintf(stderr, "runnc-py: cannot run the Python front end %s: %s\n", RUNNC_PY_ENTRY,
             strerror(errno));

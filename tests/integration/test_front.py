@@ -1,11 +1,11 @@
 """The C front end (csrc/front) against the Python CLI, on the same real containers.
 
 Two front ends are built for this module from the current sources: one that hands over to the
-Python CLI through a tracing shim (every hand-over appends its reason to a file, so a test sees
-which calls the C code did itself), and one whose Python entry does not exist, which proves a
-call needed no interpreter at all. The Python side is runnc_py.cli.main, as the installed
-Python entry runs it. Containers are
-made by the Python `create` (the C front end has none) with the lifecycle tests' fixtures.
+Python CLI, run with RUNNC_PY_FRONT_TRACE (every hand-over appends its reason to that file, so
+a test sees which calls the C code did itself), and one whose Python entry does not exist,
+which proves a call needed no interpreter at all. The Python side is runnc_py.cli.main, as the
+installed Python entry runs it. Containers are made by the Python `create` (the C front end has
+none) with the lifecycle tests' fixtures.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Fronts:
 
     def __init__(self, traced: Path, standalone: Path, trace: Path) -> None:
         self.traced, self.standalone, self.trace = traced, standalone, trace
+        self.env = {**os.environ, "RUNNC_PY_FRONT_TRACE": str(trace)}
 
     def handovers(self) -> list[str]:
         """Reasons of the hand-overs since the last call (and forget them)."""
@@ -58,11 +59,7 @@ def fronts(build_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Front
     trace = out / "handovers"
     shim = out / "python-entry"
     # The hand-over passes argv unchanged: "$@" is what the engine gave the front end.
-    shim.write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "$RUNNC_PY_HANDOVER" >> {trace}\n'
-        f'exec {shlex.join(PYTHON_CLI)} "$@"\n'
-    )
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join(PYTHON_CLI)} "$@"\n')
     shim.chmod(0o755)
     traced = build_module.build_front(out / "runnc-py", shim)
     standalone = build_module.build_front(out / "runnc-py-alone", out / "no-such-entry")
@@ -72,20 +69,20 @@ def fronts(build_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Front
 Call = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def caller(rt: Runtime, program: list[str]) -> Call:
+def caller(rt: Runtime, program: list[str], env: dict[str, str] | None = None) -> Call:
     """PROGRAM with the runtime's --root/--log globals, as rt itself calls runnc-py."""
     globals_ = ["--root", str(rt.root), "--log", str(rt.log), "--log-format", "json"]
 
     def call(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*program, *globals_, *args], capture_output=True, text=True, timeout=timeout
+            [*program, *globals_, *args], capture_output=True, text=True, timeout=timeout, env=env
         )
 
     return call
 
 
 def both(rt: Runtime, fronts: Fronts) -> tuple[Call, Call]:
-    return caller(rt, [str(fronts.traced)]), caller(rt, PYTHON_CLI)
+    return caller(rt, [str(fronts.traced)], fronts.env), caller(rt, PYTHON_CLI)
 
 
 def state_text(call: Call, cid: str) -> str:
@@ -207,12 +204,17 @@ def test_global_flag_spellings(rt: Runtime, fronts: Fronts) -> None:
     ]
     for spelling in spellings:
         done = subprocess.run(
-            [str(fronts.traced), *spelling, "state", cid], capture_output=True, text=True
+            [str(fronts.traced), *spelling, "state", cid],
+            capture_output=True,
+            text=True,
+            env=fronts.env,
         )
         assert (done.returncode, done.stdout) == (0, expected), spelling
     assert fronts.handovers() == []
     bad = ["--root", str(rt.root), "--log-format", "xml", "state", cid]
-    mine = subprocess.run([str(fronts.traced), *bad], capture_output=True, text=True)
+    mine = subprocess.run(
+        [str(fronts.traced), *bad], capture_output=True, text=True, env=fronts.env
+    )
     theirs = subprocess.run([*PYTHON_CLI, *bad], capture_output=True, text=True)
     assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr)
     assert mine.returncode != 0 and fronts.handovers() == ["not a fast-path command line"]
