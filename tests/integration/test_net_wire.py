@@ -405,3 +405,69 @@ def test_our_wiring_equals_the_same_wiring_by_iproute2_read_back_with_pyroute2(
     assert {"filter eth0", "filter tapeth0"} <= set(ours)  # both redirects were compared
     assert ours["link tapeth0"] == ("tun", 1, 1500, ours["link tapeth0"][3], 1)  # type: ignore[index]
     assert [a for a in ours["addresses"] if a[0] != "lo"] == []  # type: ignore[attr-defined]
+
+
+def facts_read_by_pyroute2(path: str) -> NetworkFacts:
+    """`read_facts`'s selection rules applied to what pyroute2's IPRoute dumps: the oracle for
+    our own decoding of links, addresses and routes."""
+    from pyroute2 import IPRoute
+
+    from runnc_py.net.read import Link, build_facts
+    from runnc_py.net.wired import AddressRecord
+
+    with IPRoute(netns=path, flags=0) as ipr:
+        links = [
+            Link(
+                m["index"],
+                m.get_attr("IFLA_IFNAME"),
+                m.get_attr("IFLA_ADDRESS"),
+                m.get_attr("IFLA_MTU"),
+            )
+            for m in ipr.get_links()
+            if m["ifi_type"] == 1
+            and not m["flags"] & 0x8
+            and m.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") != "tun"
+        ]
+        names = {link.index: link.name for link in links}
+        addresses: dict[int, list[AddressRecord]] = {}
+        for a in ipr.get_addr():
+            if a["index"] in names:
+                addr = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+                addresses.setdefault(a["index"], []).append(
+                    AddressRecord(Address(addr, a["prefixlen"]), a["scope"], 0)
+                )
+        routes: dict[int, list[Route]] = {}
+        for r in ipr.get_routes(family=0, table=254):
+            oif = r.get_attr("RTA_OIF")
+            if oif not in names or r["proto"] == 2 or r["type"] != 1 or r.get_attr("RTA_MULTIPATH"):
+                continue
+            default = "0.0.0.0" if r["family"] == 2 else "::"
+            routes.setdefault(oif, []).append(
+                Route(
+                    r.get_attr("RTA_DST") or default,
+                    r["dst_len"],
+                    r.get_attr("RTA_GATEWAY"),
+                    names[oif],
+                    metric=r.get_attr("RTA_PRIORITY"),
+                    proto=r["proto"],
+                    scope=r["scope"],
+                    onlink=bool(r["flags"] & 4),
+                )
+            )
+    return build_facts(links, addresses, routes, read_facts(path).dns)
+
+
+def test_read_facts_decodes_what_pyroute2_reads(lab: Lab) -> None:
+    lab.ip(lab.ctr, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    lab.ip(lab.ctr, "link", "set", "net1", "mtu", "9000", "up")
+    lab.ip(lab.ctr, "addr", "add", "10.88.0.5/32", "dev", "net1")
+    lab.ip(lab.ctr, "addr", "add", "10.88.1.5/24", "dev", "net1")
+    lab.ip(lab.ctr, "addr", "add", "2001:db8::5/128", "dev", "net1", "nodad")
+    lab.ip(lab.ctr, "route", "add", "169.254.1.1", "dev", "net1", "scope", "link")
+    lab.ip(lab.ctr, "route", "add", "10.200.0.0/16", "via", "169.254.1.1", "dev", "net1",
+           "onlink", "metric", "7")  # fmt: skip
+    lab.ip(lab.ctr, "-6", "route", "add", "2001:db8:1::/48", "dev", "net1", "metric", "300")
+    lab.ip(lab.ctr, "tuntap", "add", "othertap", "mode", "tap")
+    ours = read_facts(lab.path)
+    assert ours == facts_read_by_pyroute2(lab.path)
+    assert len(ours.interfaces) == 3 and sum(len(i.routes) for i in ours.interfaces) == 6
