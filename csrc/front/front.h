@@ -6,6 +6,8 @@
  * is unusual or wrong, hand the whole call to the Python CLI unchanged (handover()), so every
  * message, exit status and --log entry is the Python one. Nothing here prints an error of its
  * own but the one for a Python entry that cannot be run.
+ *
+ * Memory is never freed: every call is one short process that exits or execs.
  */
 #ifndef RUNNC_FRONT_H
 #define RUNNC_FRONT_H
