@@ -11,6 +11,15 @@ Rows, all measured in this run with the same harness (fork or spawn + wait from 
                       creation, layout, seccomp filter (cached), vCPU run, exit
   hvt cold python     python3 -c 'launch_hvt(...)': interpreter start, imports, ELF checks
   solo5-hvt           the reference tender, when SOLO5_HVT is set
+
+Then the host memory a running guest costs beyond its own memory (VmRSS minus what the guest
+touched of its memory, runnc_py.monitor.footprint), read while time.hvt / time.spt wait, next
+to the goal of issue 11 (<= 2 MiB for a running hvt guest):
+  hvt monitor         our monitor running the guest: its run loop region and kvm_run
+  hvt, host kept      the same process prepared but not yet shed: what the monitor held
+                      while its loop ran inside the interpreter
+  spt launcher        a running spt guest's process (its trampoline sheds the host too)
+  solo5-hvt           the reference tender, when SOLO5_HVT is set
 Needs root and a usable /dev/kvm.
 """
 
@@ -57,6 +66,75 @@ def forked(boot: Callable[[], object]) -> Callable[[], float]:
         return elapsed
 
     return once
+
+
+FOOTPRINT_MB = 16  # guest memory of the footprint rows
+OVERHEAD_GOAL = 2 << 20
+SPT_GUEST_BASE = 0x10000  # spt guest memory is mapped from here (Solo5's spt layout)
+
+# An hvt guest prepared in a fresh interpreter; "hold" stops before boot_hvt sheds the host.
+HVT_MONITOR = """
+import sys, time
+from runnc_py.monitor.hvt import boot_hvt, prepare_hvt
+from runnc_py.monitor.launch import LaunchRequest
+request = LaunchRequest(unikernel=sys.argv[1], args=[sys.argv[2]], mem_mb=int(sys.argv[3]))
+prepared = prepare_hvt(request)
+if sys.argv[4] == "hold":
+    print("time: waiting (held before boot)", flush=True)
+    time.sleep(60)
+boot_hvt(prepared)
+"""
+
+
+def running_overhead(argv: list[str], needle: bytes, guest_size: int) -> int:
+    """Host overhead in bytes of ARGV's process once it printed NEEDLE (it is killed then)."""
+    from runnc_py.monitor.footprint import footprint
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        while needle not in seen:
+            line = proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"{argv[:3]} ended before printing {needle!r}: {seen!r}")
+            seen += line
+        return footprint(proc.pid, guest_size).overhead
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def footprint_rows(guests: Path) -> list[tuple[str, int]]:
+    """(name, host overhead bytes) of each peer running a guest of FOOTPRINT_MB MiB."""
+    from runnc_py.paths import runnc_command
+
+    mem = FOOTPRINT_MB << 20
+    time_hvt, time_spt = str(guests / "hvt" / "time.hvt"), str(guests / "time.spt")
+    monitor = [sys.executable, "-c", HVT_MONITOR, time_hvt, "ms=60000", str(FOOTPRINT_MB)]
+    rows = [
+        ("hvt monitor", running_overhead([*monitor, "boot"], b"waiting", mem)),
+        ("hvt, host kept", running_overhead([*monitor, "hold"], b"waiting", mem)),
+    ]
+    spt = [*runnc_command(), "exec", "--mem", str(FOOTPRINT_MB), time_spt, "sleep=60"]
+    rows.append(("spt launcher", running_overhead(spt, b"sleeping", mem - SPT_GUEST_BASE)))
+    solo5 = os.environ.get("SOLO5_HVT")
+    if solo5:
+        argv = [solo5, f"--mem={FOOTPRINT_MB}", time_hvt, "ms=60000"]
+        rows.append(("solo5-hvt", running_overhead(argv, b"waiting", mem)))
+    return rows
+
+
+def print_footprint(rows: list[tuple[str, int]]) -> None:
+    ours = rows[0][1]
+    print(
+        f"\nhost memory of a running guest beyond its own ({FOOTPRINT_MB} MiB guest; "
+        f"goal for hvt: <= {OVERHEAD_GOAL >> 20} MiB)"
+    )
+    print(f"{'':20}{'KiB':>10}{'x hvt monitor':>15}{'goal':>8}")
+    for name, overhead in rows:
+        verdict = "-" if name != "hvt monitor" else "met" if overhead <= OVERHEAD_GOAL else "MISSED"
+        print(f"{name:20}{overhead / 1024:10.0f}{overhead / ours:15.1f}{verdict:>8}")
 
 
 def main() -> None:
@@ -114,6 +192,7 @@ def main() -> None:
         print(f"{'':20}{'median ms':>10}{'p95 ms':>9}{'x ' + ref_name:>22}")
         for name, median, p95 in rows:
             print(f"{name:20}{median:10.2f}{p95:9.2f}{median / ref:22.2f}")
+        print_footprint(footprint_rows(guests))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
