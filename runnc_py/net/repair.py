@@ -29,7 +29,7 @@ from runnc_py.net.owner import owner_gone
 from runnc_py.net.read import dump_raw_links
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import WiredNetwork
-from runnc_py.net.wiring import unwire
+from runnc_py.net.wiring import looks_like_ours, unwire
 
 PROC_NET_DEV = "/proc/thread-self/net/dev"  # this thread's namespace (see netns.SELF)
 
@@ -67,14 +67,15 @@ def _taps_unattached(wired: WiredNetwork) -> bool:
     """Every tap the record names is absent, or a tun at its index with no queue attached."""
     with Rtnl() as rtnl:
         links = {link.index: link for link in dump_raw_links(rtnl)}
-    by_name = {link.name: link for link in links.values()}
     for undo in wired.undo:
         if undo.tap is None:
             continue
-        tap = links.get(undo.tap_index) if undo.tap_index else by_name.get(undo.tap)
+        if undo.tap_index is None:
+            return False  # an older record: nothing proves its tap ours
+        tap = links.get(undo.tap_index)
         if tap is None:
             continue
-        if tap.kind != "tun" or tap.name != undo.tap:
+        if not looks_like_ours(tap, undo):
             return False  # not ours: unwire would refuse it too, so leave the record as it is
         if tap.tun.get(nlmsg.IFLA_TUN_NUM_QUEUES, 0):
             return False

@@ -352,13 +352,18 @@ def _undo_all(wired: WiredNetwork, where: str) -> None:
 def _undo_one(rtnl: Rtnl, seen: _Seen, undo: IfaceUndo) -> list[str]:
     if undo.tap is None:
         return []  # not even the tap was started: nothing else was
-    tap = seen.links.get(undo.tap_index) if undo.tap_index else seen.by_name(undo.tap)
-    if tap is not None and (tap.kind != "tun" or tap.name != undo.tap):
+    if undo.tap_index is None:  # a record from before taps had a recorded index
         return [
-            f"ifindex {tap.index} is {tap.name} ({tap.kind or 'no kind'}), not the tap "
+            f"{undo.tap} has no recorded ifindex, so nothing proves it is the tap we created: "
+            f"left it and {undo.iface} alone"
+        ]
+    tap = seen.links.get(undo.tap_index)
+    if tap is not None and not looks_like_ours(tap, undo):
+        return [
+            f"ifindex {tap.index} is {tap.name} ({_describe(tap)}), not the tap "
             f"{undo.tap} we created: left it and {undo.iface} alone"
         ]
-    iface = seen.links.get(undo.iface_index) if undo.iface_index else seen.by_name(undo.iface)
+    iface = seen.links.get(undo.iface_index) if undo.iface_index else None
     if iface is not None and iface.name != undo.iface:
         iface = None  # the ifindex now names something else: nothing to give back to
     if tap is None:
@@ -375,6 +380,27 @@ def _undo_one(rtnl: Rtnl, seen: _Seen, undo: IfaceUndo) -> list[str]:
     delete = nlmsg.link_by_index(tap.index)
     failures += _attempt(rtnl, f"deleting tap {undo.tap}", RTM_DELLINK, delete)
     return failures
+
+
+def looks_like_ours(link: nlmsg.Link, undo: IfaceUndo) -> bool:
+    """The link a record names as its tap is one `wire` made: the recorded name, kind tun, a
+    persistent tap, at a recorded index from the range we draw them from."""
+    if undo.tap_index is None or not (
+        TAP_INDEX_BASE <= undo.tap_index < TAP_INDEX_BASE + TAP_INDEX_SPAN
+    ):
+        return False
+    return (
+        link.name == undo.tap
+        and link.kind == "tun"
+        and link.tun.get(nlmsg.IFLA_TUN_TYPE) == IFF_TAP
+        and link.tun.get(nlmsg.IFLA_TUN_PERSIST) == 1
+    )
+
+
+def _describe(link: nlmsg.Link) -> str:
+    if link.kind == "tun":
+        return "a tun device" if link.tun.get(nlmsg.IFLA_TUN_TYPE) != IFF_TAP else "a tap"
+    return link.kind or "no kind"
 
 
 def _remove_ingress(rtnl: Rtnl, iface: nlmsg.Link, tap_index: int) -> list[str]:

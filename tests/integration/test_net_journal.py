@@ -106,11 +106,15 @@ def netns_id(path: str) -> str:
 
 def foreign_record(lab: Lab, target: str, *, by_index: bool = True) -> tuple[str, WiredNetwork]:
     """A namespace the record does not own: a plain container with eth0 (veth) carrying an
-    ingress qdisc + filter of someone else's (and a dummy d0 when `target` is d0); a record
-    naming `target` as its tap and claiming eth0's ingress qdisc and addresses."""
+    ingress qdisc + filter of someone else's (and a dummy d0, or someone else's persistent tap
+    `tapother`, when `target` names one); a record naming `target` as its tap (by ifindex, or
+    by name only as records from before the journal did) and claiming eth0's ingress qdisc and
+    addresses."""
     other = lab.add_container("10.77.0.7/24")
     if target == "d0":
         sh("ip", "-n", other, "link", "add", "d0", "type", "dummy")
+    if target == "tapother":  # a persistent tap of someone else's, at a kernel-chosen index
+        sh("ip", "-n", other, "tuntap", "add", "tapother", "mode", "tap")
     sh("tc", "-n", other, "qdisc", "add", "dev", "eth0", "ingress")
     sh("tc", "-n", other, "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "all",
        "prio", "1", "u32", "match", "u32", "0", "0",
@@ -138,7 +142,10 @@ def dummy_links_work(ns: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize(("target", "by_index"), [("eth0", True), ("eth0", False), ("d0", True)])
+@pytest.mark.parametrize(
+    ("target", "by_index"),
+    [("eth0", True), ("eth0", False), ("d0", True), ("tapother", True), ("tapother", False)],
+)
 def test_a_tampered_record_naming_foreign_links_touches_nothing(
     lab: Lab, target: str, by_index: bool
 ) -> None:
@@ -149,7 +156,7 @@ def test_a_tampered_record_naming_foreign_links_touches_nothing(
     with pytest.raises(RunncError) as err:
         unwire(record)
     line = err.value.line()
-    assert "\n" not in line and "not the tap" in line, line
+    assert "\n" not in line and "left it and eth0 alone" in line, line
     assert snapshot(other) == before
 
 
@@ -274,4 +281,4 @@ def test_delete_of_a_tampered_net_json_warns_once_and_touches_nothing(
     assert_gone(rt, cid)
     assert snapshot(other) == before
     (warning,) = [w for w in warnings(rt) if cid in w]
-    assert "not the tap" in warning and "\n" not in warning
+    assert "left it and eth0 alone" in warning and "\n" not in warning
