@@ -2,8 +2,9 @@
 
 Same shape as the spt path in `launch.py`: `check_hvt` validates without side effects,
 `prepare_hvt` opens everything that can still fail with a clear message (and closes it again
-when something does), `boot_hvt` creates the VM, confines the monitor with the hvt seccomp
-policy and runs the guest in this very process, which then exits with the guest's status:
+when something does) and creates the VM, `boot_hvt` runs the guest in this very process: its C
+run loop unmaps the interpreter and everything else of the host first, confines itself with
+the hvt seccomp policy and serves the guest until the process exits with the guest's status:
 
     the guest's halt status & 0xff   solo5_exit(status)
     139                              the guest crashed (triple fault, write to its text, ...)
@@ -282,9 +283,10 @@ def _create_vm(prepared: PreparedHvt) -> None:
 def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
     """Become the hvt monitor of PREPARED's guest; the process exits with the guest's status.
 
-    Returns only by raising RunncError, when the monitor could not start (nothing of the guest
-    ran then; PREPARED's fds are closed). CLOSE_FDS closes every other fd above 2 before the
-    guest starts, as the spt launcher does.
+    The interpreter does not survive this: the C run loop unmaps it before the guest runs
+    (docs/hvt.md, "The run loop"). Returns only by raising RunncError, when the monitor could
+    not start (nothing of the guest ran then; PREPARED's fds are closed). CLOSE_FDS closes
+    every other fd above 2 before the guest starts, as the spt launcher does.
     """
     from runnc_py import _hvt
 
@@ -292,7 +294,7 @@ def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
     bpf = prepared.program
     program = ffi.new("uint8_t[]", bpf) if bpf else ffi.NULL
     err = ffi.new("char[512]")
-    # Python's buffers would never be flushed: the process ends inside the C loop.
+    # Python's buffers would never be flushed: the C loop unmaps them and ends the process.
     sys.stdout.flush()
     sys.stderr.flush()
     lib.runnc_hvt_run(prepared.vm, program, len(bpf), int(close_fds), err, len(err))
