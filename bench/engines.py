@@ -6,7 +6,8 @@ Measured in this one run, round robin so machine noise hits every runtime alike:
     against runc on an image holding a static /true; median ms and the ratio to runc;
   * each OCI verb as the engine calls it: both runtimes behind a small timing wrapper (a C
     program compiled here) registered as a runtime of its own (Docker: `runnc-py install
-    --docker --name ... --runtime WRAPPER`, removed again at the end; podman: `--runtime PATH`);
+    --docker --name ... --runtime WRAPPER`, the file put back byte for byte at the end;
+    podman: `--runtime PATH`);
     median ms per verb, count per engine run, and the ratio to runc.
 An engine is skipped when it is absent; dockerd must already run (the bench does not start it)
 and runnc-py must be registered (`runnc-py install`) for the plain runs.
@@ -15,12 +16,15 @@ and runnc-py must be registered (`runnc-py install`) for the plain runs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,9 +179,29 @@ class Setup:
     cases: list[Case] = field(default_factory=list)
     timed: list[tuple[str, str, list[str]]] = field(default_factory=list)  # engine, rt, argv
     cleanup: list[list[str]] = field(default_factory=list)
+    restore: list[Callable[[], None]] = field(default_factory=list)
 
 
 HELLO, TRUE = "runnc-py-bench/hello:latest", "runnc-py-bench/true:latest"
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+# install's record of the file next to it (runnc_py/engines/files.py)
+DOCKER_FILES = (
+    DAEMON_JSON,
+    Path(f"{DAEMON_JSON}.runnc-py.bak"),
+    Path(f"{DAEMON_JSON}.runnc-py.created"),
+)
+
+
+def restore_docker(saved: dict[Path, bytes | None]) -> None:
+    """Put daemon.json and install's record back as they were; dockerd re-reads it (SIGHUP)."""
+    for path, data in saved.items():
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(data)
+    pid = Path("/var/run/docker.pid")
+    if pid.exists():
+        os.kill(int(pid.read_text()), signal.SIGHUP)
 
 
 def add_docker(s: Setup) -> None:
@@ -189,9 +213,12 @@ def add_docker(s: Setup) -> None:
     s.cleanup.append(["docker", "rmi", "-f", HELLO, TRUE])
     if "runnc-py" not in docker_runtimes():
         raise SystemExit("runnc-py is not registered: runnc-py install --docker")
+    # The wrappers are registered with install and the files put back byte for byte after
+    # (not uninstalled: that would also drop the record of the user's own install).
+    saved = {f: f.read_bytes() if f.exists() else None for f in DOCKER_FILES}
+    s.restore.append(lambda: restore_docker(saved))
     for w in s.wrappers.values():
         sh([RUNNC, "install", "--docker", "--name", w.name, "--runtime", str(w.path), "--reload"])
-        s.cleanup.append([RUNNC, "uninstall", "--docker", "--name", w.name, "--reload"])
     base = ["docker", "run", "--rm"]
     s.cases.append(Case("docker", "runnc-py", [*base, "--runtime=runnc-py", HELLO]))
     s.cases.append(Case("docker", "runc", [*base, "--runtime=runc", TRUE, "/true"]))
@@ -260,4 +287,6 @@ def run_engines(runs: int, guests: Path) -> int:
         finally:
             for argv in reversed(setup.cleanup):
                 sh(argv, check=False)
+            for undo in setup.restore:
+                undo()
     return 0
