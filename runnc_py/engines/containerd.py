@@ -1,5 +1,6 @@
 """containerd's config.toml: a CRI runtime handler, `runtime_type = "io.containerd.runc.v2"`
-whose shim calls our binary (`options.BinaryName`).
+whose shim calls our binary (`options.BinaryName`), and which passes `org.runnc-py.*` pod and
+container annotations through to config.json.
 
 Where the handler goes depends on the file's `version` (containerd 1.6, Debian 12's, reads
 versions 1 and 2; containerd 2 adds version 3):
@@ -22,6 +23,10 @@ from runnc_py.engines import Registration, tomledit
 from runnc_py.errors import RunncError
 
 RUNTIME_TYPE = "io.containerd.runc.v2"
+# CRI hands the runtime only the pod/container annotations its handler lists: ours, so a pod
+# can set e.g. `org.runnc-py.mem` (containerd matches `*` as a wildcard).
+PASS_THROUGH = "org.runnc-py.*"
+ANNOTATION_LISTS = ("pod_annotations", "container_annotations")
 CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
 NEW_FILE_VERSION = 2
 
@@ -62,10 +67,20 @@ class ContainerdConfig:
             and current is not None
             and current.get("runtime_type") == RUNTIME_TYPE
             and tomledit.lookup(current, ("options", "BinaryName")) == reg.binary
+            and all(PASS_THROUGH in (current.get(key) or ()) for key in ANNOTATION_LISTS)
         ):
             return text
         handler = tomledit.ensure_table(doc, (*path, reg.name), where)
-        tomledit.fill(handler, {"runtime_type": RUNTIME_TYPE}, new=current is None)
+        values: dict[str, object] = {"runtime_type": RUNTIME_TYPE}
+        for key in ANNOTATION_LISTS:
+            present = handler.get(key)
+            if present is None:
+                values[key] = [PASS_THROUGH]
+            elif not isinstance(present, list):
+                raise RunncError("must be an array", where=f"{where}: {key}")
+            elif PASS_THROUGH not in present:
+                present.append(PASS_THROUGH)
+        tomledit.fill(handler, values, new=current is None)
         options = handler.get("options")
         if options is None:
             options = tomlkit.table()

@@ -117,6 +117,8 @@ def test_containerd_v2_handler_is_the_cri_layout() -> None:
     handler = data["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runnc-py"]
     assert handler == {
         "runtime_type": "io.containerd.runc.v2",
+        "pod_annotations": ["org.runnc-py.*"],
+        "container_annotations": ["org.runnc-py.*"],
         "options": {"BinaryName": "/usr/local/bin/runnc-py"},
     }
     assert data["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
