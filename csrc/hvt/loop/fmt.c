@@ -68,11 +68,12 @@ size_t loop_vformat(char *buf, size_t size, const char *fmt, va_list ap)
             break;
         case 'd': {
             long long v = longs ? va_arg(ap, long long) : va_arg(ap, int);
+            unsigned long long magnitude = (unsigned long long)v;
             if (v < 0) {
                 put_char(&o, '-');
-                v = -v;
+                magnitude = 0 - magnitude; /* also right for the most negative value */
             }
-            put_number(&o, (unsigned long long)v, 10, false);
+            put_number(&o, magnitude, 10, false);
             break;
         }
         case 'u':
