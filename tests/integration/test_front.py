@@ -476,3 +476,55 @@ def test_busy_cgroup_is_handed_over_before_anything_goes(rt: Runtime, fronts: Fr
     finally:
         stray.kill()
         stray.wait()
+
+
+def edit_state(rt: Runtime, cid: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = rt.root / cid / "state.json"
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def test_recorded_cgroup_mounts_are_never_used(rt: Runtime, fronts: Fronts) -> None:
+    """Rule 5: mounts in state.json that point elsewhere change nothing; C removes the
+    cgroup on the mounts it detects, and leaves the decoys alone."""
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("mounts")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    decoy = rt.tmp / "decoy"
+    (decoy / "runnc-py" / cid).mkdir(parents=True)
+
+    def point_elsewhere(state: dict[str, Any]) -> None:
+        state["cgroup"]["mounts"] = dict.fromkeys(state["cgroup"]["mounts"], str(decoy))
+
+    edit_state(rt, cid, point_elsewhere)
+    os.kill(pid, signal.SIGKILL)
+    wait_exit(pid)
+    fronts.handovers()
+    assert c("delete", cid).returncode == 0
+    assert fronts.handovers() == []
+    assert_gone(rt, cid, pid)
+    assert (decoy / "runnc-py" / cid).is_dir()
+
+
+def test_created_entries_outside_the_path_go_to_python(rt: Runtime, fronts: Fronts) -> None:
+    """Rule 5: a `created` entry that is not a mount + a proper ancestor of the path is
+    handed over before anything is removed; Python drops it, and the directory stays."""
+    c, _ = both(rt, fronts)
+    cid = rt.new_id("created")
+    pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
+    joined = [d for d in cgroup_dirs(f"/runnc-py/{cid}") if d.exists()]
+    bystander = joined[0].parent.parent / f"rt-bystander-{cid}"
+    bystander.mkdir()
+    try:
+        edit_state(rt, cid, lambda s: s["cgroup"]["created"].append(str(bystander)))
+        os.kill(pid, signal.SIGKILL)
+        wait_exit(pid)
+        fronts.handovers()
+        done = c("delete", cid)
+        assert fronts.handovers() == ["cgroup not removable as recorded"]
+        assert done.returncode == 0, done.stderr
+        assert bystander.is_dir()
+        assert_gone(rt, cid, pid)
+    finally:
+        bystander.rmdir()
