@@ -11,9 +11,9 @@ message classes) is taken from this repository's history (git show PREVIOUS) int
 package, so both run on the same machine in the same run. Rows:
   import            read + wiring modules in a fresh `python -IS` that already imported what
                     `create` imports anyway (cli, lifecycle, autodev, handover, config, store)
-  read_facts+wire   per call, cold (first call in a fresh process, what `create` pays; ours
-                    includes journaling every step to net.json) and warm (repeated in one
-                    process); wire includes the netns hop and the dumps
+  read_facts+wire   per call, cold (first call in a fresh process inside the namespace, what
+                    `create`'s init pays; ours includes journaling every step to net.json) and
+                    warm (repeated in one process, from outside: with the netns hop)
   unwire            per call, warm (the kernel's tap deletion dominates)
   ping rtt          host -> B (veth only, the kernel answers) vs host -> A through veth + tc +
                     tap, answered by our `net` test unikernel (runnc-py exec, its command line
@@ -94,13 +94,15 @@ def previous_wiring(into: Path) -> str | None:
     return str(into)
 
 
-def cold_runs(pkg: str, extra_path: str, netns: str, count: int) -> list[dict[str, float]]:
-    """COLD in `count` fresh `python -IS` processes (the entry point's flags), round robin
-    is the caller's job."""
+def cold_runs(pkg: str, extra_path: str, ns: str, count: int) -> list[dict[str, float]]:
+    """COLD in `count` fresh `python -IS` processes (the entry point's flags) inside namespace
+    `ns`, as `create`'s init wires its own namespace; round robin is the caller's job."""
+    netns = f"/run/netns/{ns}"
+    python = ["ip", "netns", "exec", ns, sys.executable, "-IS", "-c", COLD]
     return [
         json.loads(
             subprocess.run(
-                [sys.executable, "-IS", "-c", COLD, f"{REPO}:{extra_path}:{SITE}", pkg, netns],
+                [*python, f"{REPO}:{extra_path}:{SITE}", pkg, netns],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -113,12 +115,10 @@ def cold_runs(pkg: str, extra_path: str, netns: str, count: int) -> list[dict[st
 
 def warm_runs(
     impls: dict[str, tuple[Any, Any]], netns: str, runs: int
-) -> dict[str, tuple[list[float], list[float], list[float]]]:
+) -> dict[str, tuple[list[float], ...]]:
     """read_facts, wire and unwire times per implementation (its read and wiring modules),
     alternating implementations run by run so that drift in load hits them alike."""
-    times: dict[str, tuple[list[float], list[float], list[float]]] = {
-        name: ([], [], []) for name in impls
-    }
+    times: dict[str, tuple[list[float], ...]] = {name: ([], [], []) for name in impls}
     for _ in range(runs):
         for name, (read, wiring) in impls.items():
             t0 = time.perf_counter()
@@ -246,8 +246,7 @@ def med(values: list[float]) -> float:
 
 
 def report_wiring(
-    cold: dict[str, list[dict[str, float]]],
-    warm: dict[str, tuple[list[float], list[float], list[float]]],
+    cold: dict[str, list[dict[str, float]]], warm: dict[str, tuple[list[float], ...]]
 ) -> None:
     """One row per measure: ours (lean), the pyroute2-based one, their ratio; medians, and
     minimums (on a shared, loaded machine the floor says more about the code than the middle)."""
@@ -280,6 +279,31 @@ def report_wiring(
         print(f"  (pyroute2 columns skipped: commit {PREVIOUS} not reachable with git)")
 
 
+def measure_wiring(
+    ns: str, cold_count: int, warm_count: int
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, tuple[list[float], ...]]]:
+    """Cold and warm wiring of namespace `ns`, ours ("lean") and the previous one ("pyroute2",
+    when git has it), alternated."""
+    import runnc_py.net.read
+    import runnc_py.net.wiring
+
+    impls: dict[str, tuple[str, str]] = {"lean": ("runnc_py.net", "")}
+    modules: dict[str, tuple[Any, Any]] = {"lean": (runnc_py.net.read, runnc_py.net.wiring)}
+    prev_path = previous_wiring(Path(tempfile.mkdtemp(prefix="runnc-bench-prev-")))
+    if prev_path is not None:
+        impls["pyroute2"] = ("prevnet", prev_path)
+        sys.path.insert(0, prev_path)
+        import prevnet.read  # type: ignore[import-not-found]
+        import prevnet.wiring  # type: ignore[import-not-found]
+
+        modules["pyroute2"] = (prevnet.read, prevnet.wiring)
+    cold: dict[str, list[dict[str, float]]] = {name: [] for name in impls}
+    for _ in range(cold_count):  # round robin: drift in load hits both alike
+        for name, (pkg, extra_path) in impls.items():
+            cold[name] += cold_runs(pkg, extra_path, ns, 1)
+    return cold, warm_runs(modules, f"/run/netns/{ns}", warm_count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="warm wire/unwire cycles")
@@ -287,8 +311,6 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=300)
     args = parser.parse_args()
 
-    import runnc_py.net.read
-    import runnc_py.net.wiring
     from runnc_py.net.echo_guest import EchoGuest
     from runnc_py.net.read import read_facts
     from runnc_py.net.solo5 import render_solo5_cmdline
@@ -303,23 +325,7 @@ def main() -> None:
     uni: dict[str, float] = {}
     path_a = f"/run/netns/{a}"
     try:
-        impls: dict[str, tuple[str, str]] = {"lean": ("runnc_py.net", "")}
-        prev_path = previous_wiring(Path(tempfile.mkdtemp(prefix="runnc-bench-prev-")))
-        if prev_path is not None:
-            impls["pyroute2"] = ("prevnet", prev_path)
-        cold: dict[str, list[dict[str, float]]] = {name: [] for name in impls}
-        for _ in range(args.cold):  # round robin: drift in load hits both alike
-            for name, (pkg, extra_path) in impls.items():
-                cold[name] += cold_runs(pkg, extra_path, path_a, 1)
-        modules: dict[str, tuple[Any, Any]] = {"lean": (runnc_py.net.read, runnc_py.net.wiring)}
-        if prev_path is not None:
-            sys.path.insert(0, prev_path)
-            import prevnet.read
-            import prevnet.wiring
-
-            modules["pyroute2"] = (prevnet.read, prevnet.wiring)
-        warm = warm_runs(modules, path_a, args.runs)
-
+        cold, warm = measure_wiring(a, args.cold, args.runs)
         facts = read_facts(path_a)
         wired = wire(path_a, facts)
         try:
