@@ -88,6 +88,25 @@ def wait_logs(name: str, text: str) -> str:
     return logs
 
 
+def test_install_registered_runtime_and_limits(podman_engine: None) -> None:
+    import tomllib
+
+    conf = tomllib.loads(Path("/etc/containers/containers.conf").read_text())
+    assert conf["engine"]["runtimes"]["runnc-py"] == ["/usr/local/bin/runnc-py"]
+    limits = {e.split("=")[0]: e for e in conf["containers"]["default_ulimits"]}
+    assert set(limits) == {"nofile", "nproc"}  # this host's hard limits are below podman's
+
+
+def test_bind_mount_refused_unless_annotated(uk: dict[str, str], tmp_path: Path) -> None:
+    volume = ("-v", f"{tmp_path}:/data")
+    done = ours("--rm", *volume, uk["hello"])
+    assert done.returncode != 0
+    assert f"bind mount {tmp_path} -> /data cannot reach a unikernel" in done.stderr
+    done = ours("--rm", *volume, "--annotation", "org.runnc-py.mounts=ignore", uk["hello"])
+    assert done.returncode == 0, done.stderr
+    assert "Hello, World" in done.stdout
+
+
 def test_run_and_exit_status(uk: dict[str, str]) -> None:
     done = ours("--rm", uk["hello"], "from", "podman")
     assert done.returncode == 0, done.stderr
