@@ -57,7 +57,12 @@ def repair_stale_wiring(state_dir: str, proc_net_dev: str = PROC_NET_DEV) -> lis
         if not _taps_unattached(wired):
             continue
         # Its path may be a dead /proc/PID/ns/net: the namespace is ours, checked by id.
-        unwire(replace(wired, netns=None))
+        try:
+            unwire(replace(wired, netns=None))
+        except RunncError as exc:
+            raise RunncError(
+                f"repairing the wiring a dead create left: {exc.message}", where=other
+            ) from None
         store.save(other, replace(record, wired=None))
         repaired.append(other)
     return repaired
