@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from runnc_py.errors import RunncError
 from runnc_py.rootfs.paths import split_name
-from runnc_py.rootfs.tarstream import GZIP_MAGIC, ZSTD_MAGIC
+from runnc_py.rootfs.tarstream import GZIP_MAGIC, ZSTD_MAGIC, bounded_tarinfo
 
 _DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _MANIFEST_TYPES = {
@@ -38,6 +38,10 @@ _INDEX_TYPES = {
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 _MAX_JSON = 16 << 20  # manifests and configs are small; refuse absurd ones before parsing
+# An image archive (docker save, OCI archive) has a few members per layer. A tar with more is
+# a plain layer: detection stops reading its headers there (a tar of 10**6 files would
+# otherwise be indexed whole, in memory, before the build even starts).
+MAX_ARCHIVE_MEMBERS = 10_000
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390x"}
 
 KIND_TEXT = {
@@ -106,9 +110,9 @@ class _DirStore:
 
 
 class _TarStore:
-    def __init__(self, path: Path, archive: tarfile.TarFile) -> None:
+    def __init__(self, path: Path, members: dict[str, tarfile.TarInfo]) -> None:
         self.path = path
-        self.members = {m.name.removeprefix("./"): m for m in archive.getmembers()}
+        self.members = members
 
     def has(self, name: str) -> bool:
         return name in self.members
@@ -118,7 +122,7 @@ class _TarStore:
         member = self.members.get(name)
         if member is None:
             raise RunncError(f"archive has no member {name!r}", where=str(self.path))
-        with tarfile.open(self.path, "r:") as archive:
+        with tarfile.open(self.path, "r:", tarinfo=bounded_tarinfo(str(self.path))) as archive:
             try:
                 f = archive.extractfile(member)  # follows in-archive (sym)links itself
             except (tarfile.TarError, KeyError) as exc:
@@ -323,16 +327,30 @@ def _docker_shaped(store: Store, where: str) -> bool:
     )
 
 
+def _archive_members(path: Path, where: str) -> dict[str, tarfile.TarInfo] | None:
+    """The members of an image archive by name; None once the tar proves to be a plain layer
+    (more than MAX_ARCHIVE_MEMBERS members)."""
+    found: dict[str, tarfile.TarInfo] = {}
+    with tarfile.open(path, "r:", tarinfo=bounded_tarinfo(where)) as archive:
+        for count, member in enumerate(archive):
+            if count >= MAX_ARCHIVE_MEMBERS:
+                return None
+            found[member.name.removeprefix("./")] = member
+    return found
+
+
 def _detect_file(path: Path, where: str) -> Source:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic.startswith(GZIP_MAGIC) or magic == ZSTD_MAGIC:
         return Source("tar", path, [_file_layer(path)], lambda: "tar:" + _stat_identity(path))
     try:
-        with tarfile.open(path, "r:") as archive:
-            store = _TarStore(path, archive)
+        members = _archive_members(path, where)
     except tarfile.TarError as exc:
         raise RunncError(f"not a directory, tar or compressed tar: {exc}", where=where) from None
+    if members is None:
+        return Source("tar", path, [_file_layer(path)], lambda: "tar:" + _stat_identity(path))
+    store = _TarStore(path, members)
     if store.has("manifest.json") and _docker_shaped(store, where):
         layers = _docker_layers(store, where)
         ids = [ref.digest for ref in layers]

@@ -7,13 +7,16 @@ import hashlib
 import io
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from runnc_py.errors import RunncError
+from runnc_py.rootfs.limits import Budget, BuildLimits
 from runnc_py.rootfs.overlay import find_mount, overlay_layers, parse_mountinfo
 from runnc_py.rootfs.pack import compress
-from runnc_py.rootfs.tarstream import read_layer
+from runnc_py.rootfs.sources import MAX_ARCHIVE_MEMBERS, detect
+from runnc_py.rootfs.tarstream import MAX_EXTENDED_HEADER, read_layer
 
 
 def make_tar(n: int = 3, size: int = 3000) -> bytes:
@@ -146,3 +149,40 @@ def test_top_mount_wins_and_non_overlay_is_none() -> None:
     assert top is not None and top.fstype == "overlay"
     assert overlay_layers(mounts[4]) is None
     assert find_mount(mounts, "/nowhere") is None
+
+
+# ---------------------------------------------------------------------------- issue 9 item 7
+
+
+def test_oversized_extended_header_is_refused_before_it_is_read() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("f")
+        info.pax_headers = {"comment": "x" * (MAX_EXTENDED_HEADER + 1)}
+        tf.addfile(info)
+    # Before: tarfile read the whole record into memory (300 MiB -> 1.25 GB RSS).
+    with pytest.raises(
+        RunncError, match=f"extended tar header of .* \\(at most {MAX_EXTENDED_HEADER}\\)"
+    ):
+        read(gzip.compress(buf.getvalue(), 1))
+
+
+def test_budget_stops_the_stream_at_the_limit() -> None:
+    plain = make_tar(n=3, size=1 << 20) + bytes(8 << 20)  # zeros after the end block count too
+    budget = Budget(BuildLimits(max_bytes=6 << 20, max_files=10), "layer 1")
+    with pytest.raises(RunncError, match="layers decompress to more than 6 MiB"):
+        read(gzip.compress(plain, 1), budget=budget)
+    assert budget.bytes <= (6 << 20) + 1  # nothing read past one byte over the limit
+    assert read(gzip.compress(plain, 1), budget=Budget(BuildLimits(16 << 20, 10), "l"))
+
+
+def test_a_big_plain_tar_is_a_layer_without_indexing_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "layer.tar"
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
+        for i in range(MAX_ARCHIVE_MEMBERS + 1):
+            tf.addfile(tarfile.TarInfo(f"f{i}"))
+        info = tarfile.TarInfo("manifest.json")
+        text = b'[{"Layers": []}]'
+        info.size = len(text)
+        tf.addfile(info, io.BytesIO(text))
+    assert detect(path).kind == "tar"
