@@ -16,6 +16,7 @@ from runnc_py.audit import program as bpf
 from runnc_py.audit.rules import ENUMERATE_LIMIT, merge_conditions
 from runnc_py.audit.semantics import Semantics, action_of, overlap, pairs_for
 from runnc_py.audit.symbolic import Path, render
+from runnc_py.errors import RunncError
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,20 @@ def _answer(path: Path) -> str:
     return bpf.action_name(value) if value is not None else f"return {render(path.ret)}"
 
 
+MAX_PAIRS = 3_000_000  # path pairs compared before giving up (fuzzed or huge programs)
+
+
 def differences(left: Semantics, right: Semantics) -> list[Difference]:
     grouped: dict[tuple[str, int | tuple[int, int], str, str], list[Path]] = defaultdict(list)
+    pairs = 0
     for pa in left.paths:
-        for pb in pairs_for(pa, right.paths):
+        candidates = pairs_for(pa, right.paths)
+        pairs += len(candidates)
+        if pairs > MAX_PAIRS:
+            raise RunncError(
+                f"the filters are too branchy to compare ({len(left.paths)} x "
+                f"{len(right.paths)} paths)")
+        for pb in candidates:
             if pa.ret == pb.ret:
                 continue
             a, b = _answer(pa), _answer(pb)

@@ -59,16 +59,33 @@ def line(pc: int, insn: Insn, loaded: int | None, arch: int) -> str:
     return f"{pc:04d}: {text:<32}" + (f" ; {comment}" if comment else "")
 
 
-def disassemble(insns: Sequence[Insn]) -> str:
-    out = []
-    loaded: int | None = None
-    arch = names.NATIVE
+def _loaded_fields(insns: Sequence[Insn]) -> list[int | None]:
+    """Per instruction, the seccomp_data word A holds on every path that reaches it."""
+    unknown = -1
+    at: list[int | None] = [None] * len(insns)  # None: not reached yet
+    at[0] = unknown
     for pc, insn in enumerate(insns):
-        out.append(line(pc, insn, loaded, arch).rstrip())
+        here = at[pc]
+        if here is None:
+            continue
+        after = here
         if insn.code == bpf.LD | bpf.W | bpf.ABS:
-            loaded = insn.k // 4
-        elif insn.cls == bpf.LD or insn.cls == bpf.ALU or insn.code == bpf.MISC | bpf.TXA:
-            loaded = None
-        if insn.cls == bpf.JMP and loaded == bpf.ARCH and insn.code & 0xF0 == bpf.JEQ:
-            arch = insn.k
-    return "\n".join(out)
+            after = insn.k // 4
+        elif insn.cls in (bpf.LD, bpf.ALU) or insn.code == bpf.MISC | bpf.TXA:
+            after = unknown
+        if insn.cls == bpf.RET:
+            continue
+        if insn.cls == bpf.JMP:
+            targets = ([pc + 1 + insn.k] if insn.code == bpf.JMP | bpf.JA
+                       else [pc + 1 + insn.jt, pc + 1 + insn.jf])
+        else:
+            targets = [pc + 1]
+        for t in targets:
+            at[t] = after if at[t] is None or at[t] == after else unknown
+    return [None if a is None or a < 0 else a for a in at]
+
+
+def disassemble(insns: Sequence[Insn]) -> str:
+    loaded = _loaded_fields(insns)
+    return "\n".join(line(pc, insn, loaded[pc], names.NATIVE).rstrip()
+                     for pc, insn in enumerate(insns))

@@ -83,6 +83,9 @@ def describe(name: str, a: Intervals, full: int = U32) -> str:
     one = single(a)
     if one is not None:
         return f"{name} == {_num(one)}"
+    few = values(a, 4)
+    if few is not None:
+        return f"{name} in {{{', '.join(_num(v) for v in few)}}}"
     if len(a) == 1:
         lo, hi = a[0]
         if lo == 0:

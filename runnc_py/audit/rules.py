@@ -155,16 +155,21 @@ def _rules(paths: list[Path], default: str, window: iv.Intervals, arch: int) -> 
     return out
 
 
+MERGE_LIMIT = 96  # regions per syscall and action merged pairwise (quadratic); more: listed
+SHOW_LIMIT = 64  # regions listed per syscall and action; the rest counted
+
+
 def merge_conditions(paths: list[Path], syscall: str) -> list[tuple[str, ...]]:
     """The argument conditions of PATHS (one syscall, one action), unions merged."""
     regions: list[list] = []  # type: ignore[type-arg]
-    for p in paths:
+    hidden = max(0, len(paths) - SHOW_LIMIT) if len(paths) > MERGE_LIMIT else 0
+    for p in paths[: len(paths) - hidden]:
         args = [arg64(p, i) for i in range(6)]
         halves = [None if a is not None else (p.ranges[bpf.arg_field(i, False)],
                                                p.ranges[bpf.arg_field(i, True)])
                   for i, a in enumerate(args)]
         regions.append([args, halves, p.preds])
-    changed = True
+    changed = len(regions) <= MERGE_LIMIT
     while changed:
         changed = False
         for i in range(len(regions)):
@@ -187,22 +192,39 @@ def merge_conditions(paths: list[Path], syscall: str) -> list[tuple[str, ...]]:
                     conds.append(iv.describe(name, args[i], iv.U64))
             else:
                 lo, hi = halves[i]
-                conds.append(iv.describe(f"{name}.hi", hi))
-                conds.append(iv.describe(f"{name}.lo", lo))
+                conds += [iv.describe(f"{name}.{half}", word) for half, word in
+                          (("hi", hi), ("lo", lo)) if word != iv.FULL32]
         conds += [p.text() for p in preds]
         out.append(tuple(conds))
+    if hidden:
+        out.append((f"... and {hidden} more condition sets (program too branchy to list)",))
     return sorted(out)
 
 
 def _merge_pair(a: list, b: list) -> list | None:  # type: ignore[type-arg]
-    if a[2] != b[2] or a[1] != b[1]:
+    """A and B as one region when they differ in one argument only (a union on it)."""
+    if a[2] != b[2]:
         return None
-    diff = [i for i in range(6) if a[0][i] != b[0][i]]
-    if len(diff) != 1 or a[0][diff[0]] is None or b[0][diff[0]] is None:
+    diff = [i for i in range(6) if a[0][i] != b[0][i] or a[1][i] != b[1][i]]
+    if len(diff) != 1:
         return None
-    args = list(a[0])
-    args[diff[0]] = iv.union(a[0][diff[0]], b[0][diff[0]])
-    return [args, a[1], a[2]]
+    i = diff[0]
+    args, halves = list(a[0]), list(a[1])
+    if a[0][i] is not None and b[0][i] is not None:
+        args[i] = iv.union(a[0][i], b[0][i])
+    elif a[1][i] is not None and b[1][i] is not None:
+        (lo_a, hi_a), (lo_b, hi_b) = a[1][i], b[1][i]
+        if hi_a == hi_b:
+            halves[i] = (iv.union(lo_a, lo_b), hi_a)
+        elif lo_a == lo_b:
+            halves[i] = (lo_a, iv.union(hi_a, hi_b))
+        else:
+            return None
+        if halves[i][0] == iv.FULL32 and halves[i][1] == iv.FULL32:
+            args[i], halves[i] = iv.FULL64, None
+    else:
+        return None
+    return [args, halves, a[2]]
 
 
 def _counts(sem: Semantics, token: int | None) -> tuple[list[str], list[str]]:

@@ -13,6 +13,7 @@ so the walk stops after MAX_PATHS paths or MAX_STEPS instructions and says it is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,9 +23,11 @@ from runnc_py.audit.program import Insn
 
 MAX_PATHS = 20000
 MAX_STEPS = 400000
+MAX_DEPTH = 48  # arithmetic nested deeper than this ends the path (analysis incomplete)
 SMALL_RANGE = 64  # a word with this few candidates is checked value by value
 
-# Symbolic values: ("k", const) | ("f", word index) | ("op", symbol, left, right-or-None)
+# Symbolic values: ("k", const) | ("f", word index)
+#                | ("op", symbol, left, right-or-None, depth)
 Value = tuple
 M32 = 0xFFFFFFFF
 
@@ -37,6 +40,10 @@ class Pred:
     lhs: Value
     rhs: Value
     truth: bool
+
+    @property
+    def words(self) -> frozenset[int]:
+        return _fields(self.lhs) | _fields(self.rhs)
 
     def holds(self, words: Sequence[int]) -> bool | None:
         a, b = evaluate(self.lhs, words), evaluate(self.rhs, words)
@@ -91,7 +98,7 @@ def evaluate(value: Value, words: Sequence[int]) -> int | None:
         return int(value[1])
     if kind == "f":
         return words[value[1]]
-    _, symbol, left, right = value
+    symbol, left, right = value[1], value[2], value[3]
     a = evaluate(left, words)
     b = evaluate(right, words) if right is not None else 0
     if a is None or b is None:
@@ -123,7 +130,7 @@ def render(value: Value) -> str:
         return hex(value[1]) if value[1] > 9 else str(value[1])
     if kind == "f":
         return bpf.FIELD_NAMES[value[1]]
-    _, symbol, left, right = value
+    symbol, left, right = value[1], value[2], value[3]
     if symbol == "neg":
         return f"-({render(left)})"
     return f"({render(left)} {symbol} {render(right)})"
@@ -139,12 +146,22 @@ def _compare(op: int, a: int, b: int) -> bool:
     return a & b != 0
 
 
-def _fields(value: Value) -> set[int]:
+@functools.lru_cache(maxsize=65536)
+def _fields(value: Value) -> frozenset[int]:
     if value[0] == "f":
-        return {value[1]}
+        return frozenset((value[1],))
     if value[0] == "op":
-        return _fields(value[2]) | (_fields(value[3]) if value[3] is not None else set())
-    return set()
+        right = _fields(value[3]) if value[3] is not None else frozenset()
+        return _fields(value[2]) | right
+    return frozenset()
+
+
+def depth(value: Value) -> int:
+    return int(value[4]) if value[0] == "op" else 0
+
+
+_FOLDABLE = {"+": lambda a, b: (a + b) & M32, "&": lambda a, b: a & b,
+             "|": lambda a, b: a | b, "^": lambda a, b: a ^ b}
 
 
 def _alu_value(symbol: str, a: Value, b: Value | None) -> Value:
@@ -152,7 +169,19 @@ def _alu_value(symbol: str, a: Value, b: Value | None) -> Value:
         result = _ALU[symbol](a[1], b[1] if b is not None else 0)
         if result is not None:
             return ("k", result)
-    return ("op", symbol, a, b)
+    if b is not None and b[0] == "k":
+        # Identities that make a loaded word a constant or leave it unchanged (libseccomp
+        # masks the high word of a 32-bit masked comparison with 0).
+        if (symbol in ("&", "*") and b[1] == 0) or (symbol == "|" and b[1] == M32):
+            return ("k", b[1])
+        if (symbol in ("+", "-", "|", "^", "<<", ">>") and b[1] == 0) or (
+            symbol in ("&",) and b[1] == M32) or (symbol in ("*", "/") and b[1] == 1):
+            return a
+        if symbol == "-":  # a - k == a + (-k): lets chains of constants fold
+            symbol, b = "+", ("k", -b[1] & M32)
+        if symbol in _FOLDABLE and a[0] == "op" and a[1] == symbol and a[3][0] == "k":
+            return _alu_value(symbol, a[2], ("k", _FOLDABLE[symbol](a[3][1], b[1])))
+    return ("op", symbol, a, b, 1 + max(depth(a), depth(b) if b is not None else 0))
 
 
 # Interval a word must lie in for `word OP k` to be TRUTH (JEQ/JGT/JGE only).
@@ -232,6 +261,9 @@ class _Walker:
                     self.out.paths.append(Path(ranges, preds, ("k", 0)))
                     return
                 a = _alu_value(symbol, a, None if op == bpf.NEG else rhs)
+                if depth(a) > MAX_DEPTH:
+                    self.out.complete = False
+                    return
             elif cls == bpf.RET:
                 ret = a if code & 0x18 == bpf.RET_A else ("k", insn.k)
                 self.out.paths.append(Path(ranges, preds, ret))
@@ -310,11 +342,11 @@ def _predicates_possible(ranges: tuple[iv.Intervals, ...], preds: tuple[Pred, ..
                          touched: set[int]) -> bool:
     """False only when the predicates on one word provably exclude all its allowed values."""
     for w in touched:
-        mine = [p for p in preds if (_fields(p.lhs) | _fields(p.rhs)) == {w}]
-        if not mine:
-            continue
         candidates = iv.values(ranges[w], SMALL_RANGE)
         if candidates is None:
+            continue
+        mine = [p for p in preds if p.words == {w}]
+        if not mine:
             continue
         words = [0] * 16
         possible = False
