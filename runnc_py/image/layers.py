@@ -23,6 +23,10 @@ from runnc_py.errors import RunncError
 from runnc_py.image.blobs import Blob, BlobDir, HashingWriter
 from runnc_py.image.settings import SETTINGS_FILE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runnc_py.rootfs.sources import LayerRef
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -139,19 +143,48 @@ class _Prefixed:
         return self.raw.read(n)
 
 
+class _HashingReader:
+    """RAW, hashed (sha256, sha512) as it is read: a stored blob checked against its digest."""
+
+    def __init__(self, raw: IO[bytes], algorithm: str) -> None:
+        import hashlib
+
+        self.raw = raw
+        self.hash = hashlib.new(algorithm)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def _copy_layer(ref: LayerRef, source: str, blobs: BlobDir) -> Blob:
+    """REF's layer, decompressed, as a blob; both of its digests checked when known."""
+    where = f"{source}: {ref.name}"
+    stored = ref.digest if ref.digest_of == "compressed" else None
+    with ref.open() as raw:
+        reader = _HashingReader(raw, stored.split(":")[0] if stored else "sha256")
+        with _plain(reader, where) as plain:  # type: ignore[arg-type]
+            blob = blobs.put_stream(plain)
+        reader.drain()  # what the decompressor left (gzip trailer padding) counts too
+    if stored is not None and f"{stored.split(':')[0]}:{reader.hash.hexdigest()}" != stored:
+        raise RunncError(f"{ref.name} does not match its digest {stored}", where=source)
+    if ref.digest_of == "uncompressed" and ref.digest not in (None, blob.digest):
+        raise RunncError(f"{ref.name} does not match its diff_id {ref.digest}", where=source)
+    return blob
+
+
 def image_layers(source: str, blobs: BlobDir) -> list[Blob]:
     """The layers of SOURCE: a directory, a tar, a docker-save tarball or an OCI archive/layout
-    (read with runnc_py.rootfs.sources, which checks digests and paths)."""
+    (found by runnc_py.rootfs.sources, which checks manifests and paths; the layer blobs are
+    checked against their digests here, while they are copied)."""
     from runnc_py.rootfs.sources import detect
 
     found = detect(source)
     if found.kind == "directory":
         return [directory_layer(source, blobs)]
-    layers = []
-    for ref in found.layers:
-        with ref.open() as raw, _plain(raw, f"{source}: {ref.name}") as plain:
-            blob = blobs.put_stream(plain)
-        if ref.digest_of == "uncompressed" and ref.digest not in (None, blob.digest):
-            raise RunncError(f"{ref.name} does not match its diff_id {ref.digest}", where=source)
-        layers.append(blob)
-    return layers
+    return [_copy_layer(ref, source, blobs) for ref in found.layers]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,50 @@ def test_readback_uses_complete_urunc_annotations_first(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert got.annotations["org.runnc-py.unikernel"] == "/app.spt"
+
+
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_compressed_layers_are_taken_over_plain(
+    guests: Path, tmp_path: Path, compression: str
+) -> None:
+    import hashlib
+
+    from runnc_py.rootfs.pack import write_oci_layout
+
+    if compression == "zstd" and not shutil.which("zstd"):
+        pytest.skip("zstd not installed")
+    layer = _tar_bytes({"etc/motd": b"hello\n"})
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [layer], compression)
+    out = tmp_path / "img.tar"
+    result = build(_request(guests, out, rootfs=str(layout)))
+    config = json.loads(_members(out)[f"blobs/sha256/{result.config_digest[7:]}"])
+    assert config["rootfs"]["diff_ids"][0] == "sha256:" + hashlib.sha256(layer).hexdigest()
+
+
+def test_a_damaged_layer_is_refused(guests: Path, tmp_path: Path) -> None:
+    from runnc_py.rootfs.pack import write_oci_layout
+
+    layout = tmp_path / "layout"
+    (digest,) = write_oci_layout(layout, [_tar_bytes({"a": b"x" * 600})], "none")
+    blob = layout / "blobs" / "sha256" / digest[7:]
+    data = bytearray(blob.read_bytes())
+    data[520] ^= 1  # inside the file's content: the tar still parses
+    blob.write_bytes(bytes(data))
+    out = tmp_path / "img.tar"
+    with pytest.raises(RunncError, match="does not match its digest"):
+        build(_request(guests, out, rootfs=str(layout)))
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["layout"]
