@@ -35,7 +35,7 @@ subreaper = test_lifecycle.subreaper
 MIB = 1 << 20
 MEM_MB = 16  # the guest's memory
 OVERHEAD_LIMIT = 2 * MIB  # the budget for the running monitor
-WAIT_MS = 3000  # time.hvt's poll: long enough to look at the monitor, short for the suite
+WAIT_MS = 2000  # time.hvt's poll: long enough to look at the monitor, short for the suite
 # The one named mapping a running monitor keeps: the vCPU's kvm_run area (KVM's, shared with
 # the vCPU). [vsyscall] is left out by footprint(): it lies above user space, fixed.
 KVM_RUN = "anon_inode:kvm-vcpu:0"
