@@ -23,7 +23,6 @@ users in docs/engines.md):
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -129,6 +128,8 @@ def write_engine_files(image: str, files: Sequence[EngineFile], rootfs: str) -> 
     """Write FILES into the ext4 IMAGE (the container's own copy of ROOTFS), no mount."""
     if not files:
         return
+    import subprocess  # only here: `create` of a guest without a rootfs never needs it
+
     for f in files:
         if not os.path.isfile(f.source):
             raise RunncError("the engine's file is missing", where=f"mount {f.destination}")
