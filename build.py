@@ -98,17 +98,23 @@ def _cffi_builder(module: str, header: Path, *, absolute_paths: bool = False):  
 # no errno/TLS), linked into one image from address 0 that the monitor copies into memory of
 # its own, and compiled into runnc_py._hvt as a byte array (docs/hvt.md, "The run loop").
 HVT_LOOP_SRC = HVT_SRC / "loop"
-HVT_LOOP_CFLAGS = [
+# What the freestanding builds (the hvt run loop, the test guests) share.
+FREESTANDING_CFLAGS = [
     "-std=gnu11",
     "-O2",
     "-Wall",
     "-Wextra",
     "-Werror",
+    # No libc: gcc's own freestanding stdint.h/stddef.h/stdarg.h only; each build has the rest.
     "-ffreestanding",
     "-fno-builtin",
-    "-fno-tree-loop-distribute-patterns",  # its memcpy/memset must not call themselves
-    "-fno-stack-protector",  # the canary lives in TLS, which is unmapped
+    # ... and keep gcc from turning memcpy-like loops back into calls to themselves.
+    "-fno-tree-loop-distribute-patterns",
+    "-fno-stack-protector",  # the canary lives in TLS: none in a guest, unmapped for the loop
     "-fcf-protection=none",
+]
+HVT_LOOP_CFLAGS = [
+    *FREESTANDING_CFLAGS,
     # Position-independent and self-contained: every reference RIP-relative, no tables of
     # addresses (jump tables, switch tables) that would need relocating.
     "-fPIE",
@@ -196,18 +202,7 @@ def hvt_ffibuilder():  # type: ignore[no-untyped-def]
 
 
 GUEST_CFLAGS = [
-    "-std=gnu11",
-    "-O2",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    # No libc: gcc's own freestanding stdint.h/stddef.h/stdarg.h only; lib/ has the rest.
-    "-ffreestanding",
-    "-fno-builtin",
-    # ... and keep gcc from turning lib/string.c's loops back into calls to themselves.
-    "-fno-tree-loop-distribute-patterns",
-    "-fno-stack-protector",
-    "-fcf-protection=none",
+    *FREESTANDING_CFLAGS,
     "-fno-pic",
     "-fno-pie",
     "-mno-red-zone",

@@ -19,7 +19,6 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
-#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -311,19 +310,6 @@ static void sync_with_creator(const struct runnc_spt_plan *p)
         _exit(1);
 }
 
-/* glibc registers an rseq area in TLS; once TLS is unmapped the kernel would SIGSEGV us on
- * the next preemption. Unregister it while libc is still here. */
-static void unregister_rseq(void)
-{
-    if (__rseq_size == 0)
-        return;
-    void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
-    /* The registered length is 32 on glibc 2.35..2.39 even where __rseq_size says 20. */
-    if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
-        return;
-    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
-}
-
 /* The user address space ends here with 4-level paging (47-bit); munmap refuses lengths past
  * the task size, and nothing we run maps above it (5-level paging only hands out such
  * addresses to callers that ask for them). */
@@ -442,7 +428,7 @@ int runnc_spt_boot(const struct runnc_spt_plan *p, char *err, size_t errlen)
     close(p->elf_fd);
     close_guest_fds(p);
     runnc_reset_signals();
-    unregister_rseq();
+    runnc_unregister_rseq();
     ((void (*)(struct tramp_args *))(void *)region)(args);
     __builtin_unreachable();
 
