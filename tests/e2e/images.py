@@ -74,6 +74,11 @@ def plain_archive(
     return out
 
 
+def busybox_archive(tag: str, out: Path) -> Path:
+    """An ordinary Linux image: Debian's static busybox as /bin/busybox (no entrypoint)."""
+    return plain_archive({"bin/busybox": Path("/usr/bin/busybox")}, [], tag, out)
+
+
 def pause_binary(workdir: Path) -> Path:
     """A static program that waits for a signal and exits 0: the pod's pause container."""
     source = workdir / "pause.c"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import DOCKER_OTHER_SETTINGS, NAME, RUNTIME, DockerEngine, docker
-from tests.e2e.images import plain_archive, unikernel_image
+from tests.e2e.images import busybox_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -62,9 +62,7 @@ def busybox_image(dockerd: DockerEngine, tmp_path_factory: pytest.TempPathFactor
     """An ordinary Linux image (static busybox) for the peer that pings our guest."""
     tree = tmp_path_factory.mktemp("busybox")
     name = f"runnc-py-e2e/busybox:{uuid.uuid4().hex[:12]}"
-    archive = plain_archive(
-        {"bin/busybox": Path("/usr/bin/busybox")}, ["/bin/busybox"], name, tree / "bb.tar"
-    )
+    archive = busybox_archive(name, tree / "bb.tar")
     done = docker("load", "-i", str(archive))
     assert done.returncode == 0, done.stderr
     yield name
@@ -209,7 +207,7 @@ def test_docker_tty(uk: dict[str, str]) -> None:
 
 
 def test_docker_reports_an_ordinary_image_clearly(busybox_image: str) -> None:
-    done = docker(*RUN, "--rm", busybox_image, "echo", "hi")
+    done = docker(*RUN, "--rm", busybox_image, "/bin/busybox", "echo", "hi")
     assert done.returncode != 0
     # our --log entry, relayed by the shim
     assert "'/bin/busybox' is not a unikernel" in done.stderr
@@ -258,7 +256,18 @@ def test_ping_the_guest_from_a_second_container(
     address = inspect(guest, f'{{{{(index .NetworkSettings.Networks "{bridge}").IPAddress}}}}')
     assert address
     done = docker(
-        "run", "--rm", "--network", bridge, busybox_image, "ping", "-c", "3", "-W", "5", address
+        "run",
+        "--rm",
+        "--network",
+        bridge,
+        busybox_image,
+        "/bin/busybox",
+        "ping",
+        "-c",
+        "3",
+        "-W",
+        "5",
+        address,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 packets received" in done.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import run
-from tests.e2e.images import plain_archive, unikernel_image
+from tests.e2e.images import busybox_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -59,7 +59,7 @@ def uk(
 def busybox_image(podman_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tree = tmp_path_factory.mktemp("podman-busybox")
     name = f"localhost/runnc-py-e2e/busybox:{uuid.uuid4().hex[:12]}"
-    load(plain_archive({"bin/busybox": Path("/usr/bin/busybox")}, [], name, tree / "bb.tar"))
+    load(busybox_archive(name, tree / "bb.tar"))
     yield name
     podman("rmi", "-f", name)
 
