@@ -78,7 +78,8 @@ def run_hook(kind: str, hook: Hook, state: Mapping[str, Any]) -> None:
     """Run one hook; RunncError if it cannot start, exits non-zero or times out."""
     import subprocess  # here: `create` without hooks should not pay for it
 
-    where = f"{kind} hook {hook.path}"
+    # The path is config.json's: shown escaped if it holds control characters.
+    where = f"{kind} hook {hook.path if hook.path.isprintable() else ascii(hook.path)}"
     argv = list(hook.args) or [hook.path]
     env = dict(e.split("=", 1) for e in hook.env if "=" in e) if hook.env is not None else None
     try:

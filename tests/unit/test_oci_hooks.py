@@ -91,6 +91,12 @@ def test_background_child_holding_stdout_does_not_hang_or_time_out(tmp_path: Pat
                 os.kill(int(line), signal.SIGKILL)
 
 
+def test_control_characters_in_the_hook_path_are_escaped() -> None:
+    with pytest.raises(RunncError) as info:
+        run_hook("prestart", Hook(path="/nonexistent/\x1b[2Jhook"), STATE)
+    assert info.value.line().isprintable() and "\\x1b[2Jhook" in info.value.line()
+
+
 def test_control_characters_never_reach_the_message() -> None:
     script = (
         r"printf '\033[2J\033]0;owned\007 bad\rline\nnext\033[31m red\0 \342\200\256x\n'; exit 1"
