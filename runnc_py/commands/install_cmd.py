@@ -58,6 +58,17 @@ def _config_paths(items: Sequence[str]) -> dict[str, str]:
 PODMAN_OWN_NPROC = 32768
 
 
+def _delegate_path(delegate: str) -> str:
+    """The delegate as the absolute path `--delegate` insists on (a name is looked up in PATH
+    now: the shim that runs us later may have another PATH)."""
+    import shutil
+
+    found = delegate if os.path.isabs(delegate) else shutil.which(delegate)
+    if found is None or not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        raise RunncError("not an executable file, nor one in PATH", where=f"--delegate {delegate}")
+    return os.path.abspath(found)
+
+
 def _registration(name: str, binary: str, delegate: str | None) -> Registration:
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         raise RunncError(
@@ -66,7 +77,7 @@ def _registration(name: str, binary: str, delegate: str | None) -> Registration:
     return Registration(
         name=name,
         binary=binary,
-        delegate=delegate,
+        delegate=_delegate_path(delegate) if delegate is not None else None,
         nofile_hard=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
         nproc_hard=min(resource.getrlimit(resource.RLIMIT_NPROC)[1], PODMAN_OWN_NPROC),
     )

@@ -246,3 +246,20 @@ def test_reload_plans(
     assert (action.command, action.pid) == (command, signal_pid)
     assert hint in action.hint
     assert plan_reload(None, systemd=systemd, pid=pid) is None  # podman: nothing to reload
+
+
+def test_cli_delegate_becomes_an_absolute_path(tmp_path: Path) -> None:
+    import shutil
+
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc not installed")
+    daemon = tmp_path / "daemon.json"
+    conf = ["--docker", f"--config=docker={daemon}", "--dry-run"]
+    done = _cli("install", *conf, "--delegate", "runc")
+    assert done.returncode == 0, done.stderr
+    assert f'"{runc}"' in done.stdout  # runtimeArgs: ["--delegate", "/usr/sbin/runc"]
+    bad = _cli("install", *conf, "--delegate", "no-such-runtime-here")
+    assert bad.returncode == 1
+    assert "--delegate no-such-runtime-here: not an executable file" in bad.stderr
+    assert not daemon.exists()
