@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import sysconfig
 from typing import Any
 
 import pytest
@@ -325,7 +326,8 @@ def test_reply_buffers_split_into_messages_and_errors() -> None:
 
 IMPORT_CHECK = """
 import sys
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1:3]  # the checkout, then site-packages (where pyroute2 is), as
+                              # /usr/local/bin/runnc-py sets them up under -IS
 import runnc_py.cli, runnc_py.oci.lifecycle, runnc_py.oci.autodev
 import runnc_py.net.handover, runnc_py.net.config, runnc_py.net.store, runnc_py.net.read
 import runnc_py.net.wiring, runnc_py.net.repair, runnc_py.net.cmdline, runnc_py.net.owner
@@ -336,7 +338,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2"))
 
 def test_create_and_delete_networking_never_import_pyroute2() -> None:
     proc = subprocess.run(
-        [sys.executable, "-IS", "-c", IMPORT_CHECK, ROOT],
+        [sys.executable, "-IS", "-c", IMPORT_CHECK, ROOT, sysconfig.get_paths()["purelib"]],
         capture_output=True,
         text=True,
         timeout=60,
