@@ -121,7 +121,8 @@ static int map_loop_region(const struct runnc_hvt *vm, const uint8_t *bpf, uint3
     r->args = (struct hvt_loop_args *)(r->base + code);
     memcpy(&r->args->vm, vm, sizeof *vm);
     uint8_t *filter = (uint8_t *)(r->args + 1);
-    memcpy(filter, bpf, bpf_size);
+    if (bpf_size)
+        memcpy(filter, bpf, bpf_size);
     r->args->filter = filter;
     r->args->filter_len = (uint16_t)(bpf_size / 8);
     r->stack_top = r->base + r->size;
@@ -185,7 +186,6 @@ static void close_other_fds(const struct runnc_hvt *vm)
 static __attribute__((noreturn)) void enter_loop(const struct loop_region *r)
 {
     __asm__ volatile("movq %0, %%rsp\n\t"
-                     "xorl %%ebp, %%ebp\n\t"
                      "callq *%1\n\t"
                      "ud2"
                      :
