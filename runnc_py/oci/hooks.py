@@ -228,14 +228,35 @@ def run_hooks(kind: str, hooks: Iterable[Hook], state: Mapping[str, Any], warn: 
                 warn(exc.line())
 
 
-def hooks_from_json(items: Iterable[Mapping[str, Any]]) -> list[Hook]:
-    """Hooks saved in state.json (for poststop at delete) back into Hook objects."""
-    return [
-        Hook(
-            path=item["path"],
-            args=tuple(item.get("args", ())),
-            env=tuple(item["env"]) if "env" in item else None,
-            timeout=item.get("timeout"),
+def hooks_from_json(items: Iterable[Any], where: str = "state.json: hooks") -> list[Hook]:
+    """Hooks saved in state.json (for poststop at delete) back into Hook objects.
+
+    Checked again as config.json's were: state.json is read back from disk, and a field of
+    the wrong type must be one line, not a TypeError half-way through running the hook."""
+    from runnc_py.oci.spec import MAX_HOOK_TIMEOUT
+    from runnc_py.strictnum import json_int
+
+    hooks = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            raise RunncError("corrupt state: a hook must be an object", where=at)
+        path = item.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise RunncError("corrupt state: path must be an absolute path", where=at)
+        args, env = item.get("args", []), item.get("env")
+        for name, value in (("args", args), ("env", [] if env is None else env)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise RunncError(f"corrupt state: {name} must be a list of strings", where=at)
+        timeout = item.get("timeout")
+        if timeout is not None:
+            json_int(timeout, where=f"{at}.timeout", low=1, high=MAX_HOOK_TIMEOUT)
+        hooks.append(
+            Hook(
+                path=path,
+                args=tuple(args),
+                env=tuple(env) if env is not None else None,
+                timeout=timeout,
+            )
         )
-        for item in items
-    ]
+    return hooks

@@ -69,6 +69,24 @@ def test_hooks_json_roundtrip() -> None:
     assert hooks_from_json([h.to_json() for h in hooks]) == hooks
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        "x",
+        {"path": 5},
+        {"path": "rel/hook"},
+        {"path": "/a", "args": "sh"},
+        {"path": "/a", "env": [1]},
+        {"path": "/a", "timeout": "5"},
+        {"path": "/a", "timeout": 2**70},
+        {"path": "/a", "timeout": True},
+    ],
+)
+def test_saved_hooks_are_checked_again(item: object) -> None:
+    with pytest.raises(RunncError, match=r"state\.json: hooks\[0\]"):
+        hooks_from_json([item])  # type: ignore[list-item]
+
+
 # ---------------------------------------------------------------------------- issue 9 item 8
 
 
