@@ -3,8 +3,9 @@ write it atomically, show the change as a unified diff.
 
 Record of what install changed, next to each file it touched:
 * `FILE.runnc-py.bak`: FILE's bytes before the first install changed it (kept until uninstall);
-* `FILE.runnc-py.json`: `{"created": bool, "installed": "sha256:..."}`: whether FILE existed
-  before install, and the digest of what install last wrote.
+* `FILE.runnc-py.json`: `{"created": bool, "installed": "sha256:...", "names": [...]}`:
+  whether FILE existed before install, the digest of what install last wrote, and the runtime
+  names registered (`install --name`; uninstall restores the backup with the last of them).
 `uninstall` uses them to remove exactly what install added: when FILE still has the digest
 install wrote, the backup's bytes come back, or the file goes if install created it (an
 install/uninstall round trip leaves the file byte-identical, whatever options install had);
@@ -85,6 +86,17 @@ def read_record(path: str) -> dict[str, object] | None:
     return record if isinstance(record, dict) else None
 
 
+def _record_text(created: bool, installed: str, names: list[str]) -> str:
+    return json.dumps({"created": created, "installed": installed, "names": sorted(names)}) + "\n"
+
+
+def _names(record: dict[str, object] | None, default: str) -> list[str]:
+    names = record.get("names") if record is not None else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return [default]  # a record without names: written for one registration
+    return names
+
+
 def plan_install(config: EngineConfig, path: str, reg: Registration) -> Change:
     config = config.at(path)
     old = read_text(path)
@@ -93,11 +105,14 @@ def plan_install(config: EngineConfig, path: str, reg: Registration) -> Change:
         return Change(config.engine, path, old, new)
     previous = read_record(path)
     created = old is None if previous is None else bool(previous.get("created"))
-    record = json.dumps({"created": created, "installed": digest(new)}) + "\n"
+    names = sorted({*(_names(previous, reg.name) if previous else []), reg.name})
+    record = _record_text(created, digest(new), names)
     return Change(config.engine, path, old, new, backup=previous is None, record=record)
 
 
 def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change:
+    """What uninstall does to PATH for REG.name. Other names install registered in the same
+    file (`install --name`) keep their entries, the backup and the record, until the last."""
     config = config.at(path)
     current = read_text(path)
     record = read_record(path)
@@ -106,8 +121,15 @@ def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change
     recorded = record is not None or backup is not None
     if current is None:
         return Change(config.engine, path, None, None, forget=recorded)
-    new: str | None
-    if record is not None and record.get("installed") == digest(current):
+    untouched = record is not None and record.get("installed") == digest(current)
+    others = [n for n in _names(record, reg.name) if n != reg.name] if record else []
+    if others:
+        # Only our runtime entry goes (what the others share, e.g. podman's ulimits, stays).
+        new: str | None = config.remove(current, None, reg)
+        installed = digest(new) if untouched else str(record.get("installed"))  # type: ignore[union-attr]
+        return Change(config.engine, path, current, new,
+                      record=_record_text(created, installed, others))  # fmt: skip
+    if untouched:
         new = None if created else backup  # untouched since install: as it was, exactly
     else:
         before = backup if backup is not None else ("" if created else None)
@@ -121,16 +143,17 @@ def plan_uninstall(config: EngineConfig, path: str, reg: Registration) -> Change
 
 
 def apply(change: Change) -> None:
-    """Carry CHANGE out: backup first, then the atomic write (or the removal)."""
+    """Carry CHANGE out: backup first, then the atomic write (or the removal), then the
+    record."""
     if change.backup and change.old is not None:
         _write_atomic(change.path + BACKUP_SUFFIX, change.old, _mode(change.path))
-    if change.record is not None:
-        _write_atomic(change.path + RECORD_SUFFIX, change.record, NEW_FILE_MODE)
     if change.changes:
         if change.new is None:
             _unlink(change.path)
         else:
             _write_atomic(change.path, change.new, _mode(change.path))
+    if change.record is not None:  # after the file: a record never names what was not written
+        _write_atomic(change.path + RECORD_SUFFIX, change.record, NEW_FILE_MODE)
     if change.forget:
         _unlink(change.path + BACKUP_SUFFIX)
         _unlink(change.path + RECORD_SUFFIX)

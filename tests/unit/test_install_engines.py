@@ -263,3 +263,28 @@ def test_cli_delegate_becomes_an_absolute_path(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "--delegate no-such-runtime-here: not an executable file" in bad.stderr
     assert not daemon.exists()
+
+
+@pytest.mark.parametrize(("config", "text"), CASES, ids=_id)
+def test_two_names_in_one_file(
+    config: files.EngineConfig, text: str | None, tmp_path: Path
+) -> None:
+    """`install --name` twice: uninstalling one keeps the other (and what they share, such as
+    podman's ulimits); uninstalling the last gives the original bytes back."""
+    path = tmp_path / "conf"
+    if text is not None:
+        path.write_text(text)
+    other = Registration(name="runnc-py-b", nofile_hard=20000, nproc_hard=96363)
+    files.apply(files.plan_install(config, str(path), REG))
+    files.apply(files.plan_install(config, str(path), other))
+    both = path.read_text()
+    files.apply(files.plan_uninstall(config, str(path), Registration()))
+    left = path.read_text()
+    assert "runnc-py-b" in left and left != both
+    assert config.add(left, other) == left  # still fully registered, ulimits included
+    files.apply(files.plan_uninstall(config, str(path), Registration(name="runnc-py-b")))
+    if text is None:
+        assert not path.exists()
+    else:
+        assert path.read_bytes() == text.encode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if text is None else ["conf"])
