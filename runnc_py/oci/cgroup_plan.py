@@ -51,8 +51,10 @@ CPU_PERIOD_MIN, CPU_PERIOD_MAX = 1000, 1_000_000  # µs, kernel limits for cfs_p
 CPU_QUOTA_MIN = 1000  # µs, the kernel refuses a smaller cfs_quota_us
 
 # ASCII digits only: `\d` alone would also match any Unicode digit, which int() then takes.
-_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
-_PAGE_SIZE = re.compile(r"^[0-9]+[KMG]B$")
+# At most 6 digits per CPU/node number (the kernel's NR_CPUS tops out at 8192): int() on an
+# unbounded run of digits would raise ValueError past 4300 of them.
+_CPU_LIST = re.compile(r"^[0-9]{1,6}(-[0-9]{1,6})?(,[0-9]{1,6}(-[0-9]{1,6})?)*$")
+_PAGE_SIZE = re.compile(r"^[0-9]{1,6}[KMG]B$")
 # The kernel's pids.max takes 0..PID_MAX_LIMIT (4194304 on 64-bit); anything above is EINVAL.
 PIDS_MAX = 4_194_304
 

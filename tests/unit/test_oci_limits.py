@@ -104,8 +104,9 @@ def test_memory_limit_beyond_int64_is_refused_not_wrapped(limit: int) -> None:
 def test_cgroup_numbers_are_bounded() -> None:
     with pytest.raises(RunncError, match=r"pids\.limit: must be at most"):
         cgroup_plan.parse_resources({"pids": {"limit": 2**40}})
-    with pytest.raises(RunncError, match="cpus"):
-        cgroup_plan.parse_resources({"cpu": {"cpus": "０-1"}})
+    for cpus in ("０-1", "9" * 5000, "0-" + "1" * 5000):
+        with pytest.raises(RunncError, match="cpus"):
+            cgroup_plan.parse_resources({"cpu": {"cpus": cpus}})
 
 
 # ---------------------------------------------------------------------------- config.json shape
@@ -207,6 +208,9 @@ _PATHS = [
     ("linux", "resources", "memory", "limit"),
     ("linux", "resources", "pids"),
     ("linux", "resources", "cpu"),
+    ("linux", "resources", "cpu", "cpus"),
+    ("linux", "resources", "cpu", "shares"),
+    ("linux", "resources", "pids", "limit"),
     ("linux", "resources", "hugepageLimits"),
     ("linux", "cgroupsPath"),
 ]
