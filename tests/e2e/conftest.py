@@ -57,6 +57,12 @@ def runnc(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def debugfs_cat(image: Path, path: str) -> str:
+    """PATH's contents inside the ext4 IMAGE (read without mounting it)."""
+    done = subprocess.run(["debugfs", "-R", f"cat {path}", str(image)], capture_output=True)
+    return done.stdout.decode()
+
+
 # ---------------------------------------------------------------------------- daemons
 
 

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DOCKER_OTHER_SETTINGS, NAME, RUNTIME, DockerEngine, docker
+from tests.e2e.conftest import (
+    DOCKER_OTHER_SETTINGS,
+    NAME,
+    RUNTIME,
+    DockerEngine,
+    debugfs_cat,
+    docker,
+)
 from tests.e2e.images import busybox_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -282,11 +289,6 @@ def _state_file(container: str) -> Path:
     found += list(Path("/run/containerd").glob(f"**/{container}/state.json"))
     assert len(found) == 1, found
     return found[0]
-
-
-def debugfs_cat(image: Path, path: str) -> str:
-    done = subprocess.run(["debugfs", "-R", f"cat {path}", str(image)], capture_output=True)
-    return done.stdout.decode()
 
 
 def test_lkl_image_gets_dockers_resolv_conf_hosts_hostname(

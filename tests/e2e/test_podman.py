@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run
+from tests.e2e.conftest import debugfs_cat, run
 from tests.e2e.images import busybox_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 START_TIMEOUT = 30.0
-GUESTS = ("hello.spt", "time.spt", "net.spt")
+GUESTS = ("hello.spt", "time.spt", "net.spt", "rootfs.spt")
 RUNC = "/usr/sbin/runc"
 
 
@@ -141,6 +141,28 @@ def test_network_none(uk: dict[str, str]) -> None:
     done = ours("--rm", "--network", "none", uk["net"])
     assert done.returncode != 0
     assert "network device(s) service0 have nothing to attach" in done.stderr
+
+
+def test_lkl_image_gets_podmans_resolv_conf_hosts_hostname(
+    uk: dict[str, str], names: list[str]
+) -> None:
+    """The LKL-shaped guest's own ext4 copy holds podman's per-container files; the image has
+    no /etc of its own (it is made for them)."""
+    name = detached(names, "--hostname", "uk-podman", uk["rootfs"], "sleep=60")
+    assert "rootfs: ext4 ok" in wait_logs(name, "sleeping")
+    container = podman("inspect", "-f", "{{.Id}}", name).stdout.strip()
+    state = Path("/run/runnc-py", container, "state.json")  # podman passes no --root
+    copy = Path(json.loads(state.read_text())["rootfsImage"])
+    for field, path in (
+        ("ResolvConfPath", "/etc/resolv.conf"),
+        ("HostsPath", "/etc/hosts"),
+        ("HostnamePath", "/etc/hostname"),
+    ):
+        engine_file = Path(podman("inspect", "-f", "{{." + field + "}}", name).stdout.strip())
+        assert debugfs_cat(copy, path) == engine_file.read_text(), path
+    assert debugfs_cat(copy, "/etc/hostname").strip() == "uk-podman"
+    assert podman("stop", "-t", "10", name).returncode == 0
+    assert not copy.exists()
 
 
 def test_ordinary_image_is_delegated_to_runc(busybox_image: str, names: list[str]) -> None:
