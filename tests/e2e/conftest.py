@@ -259,6 +259,11 @@ class Containerd:
     config: Path
     log: Path
 
+    @property
+    def state(self) -> Path:
+        """Its state directory (bundles under io.containerd.runtime.v2.task/NAMESPACE/ID)."""
+        return Path(self.address).parent / "state"
+
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run(
             ["ctr", "--address", self.address, "--namespace", self.namespace, *args],

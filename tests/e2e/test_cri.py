@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DELEGATE, NAME, PAUSE_IMAGE, Containerd, run
+from tests.e2e.conftest import DELEGATE, NAME, PAUSE_IMAGE, Containerd, debugfs_cat, run
 from tests.e2e.images import pause_binary, plain_archive, unikernel_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -51,21 +51,49 @@ def cri(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def images(
     containerd: Containerd, guests: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The pause image containerd's config names, and our hello image, in CRI's namespace."""
+) -> Iterator[dict[str, str]]:
+    """The pause image containerd's config names, and our guests' images, in CRI's namespace."""
     work = tmp_path_factory.mktemp("cri-images")
-    hello = f"docker.io/runnc-py-e2e/hello:{uuid.uuid4().hex[:12]}"
+    tags = {g: f"docker.io/runnc-py-e2e/{g}:{uuid.uuid4().hex[:12]}" for g in ("hello", "rootfs")}
     archives = [
         plain_archive({"pause": pause_binary(work)}, ["/pause"], PAUSE_IMAGE, work / "pause.tar"),
-        unikernel_image(guests / "hello.spt", hello, work / "hello.tar"),
+        *(unikernel_image(guests / f"{g}.spt", t, work / f"{g}.tar") for g, t in tags.items()),
     ]
     ctr = ("--namespace", K8S_NAMESPACE)
     for archive in archives:
         done = run(["ctr", "--address", containerd.address, *ctr, "images", "import", str(archive)])
         assert done.returncode == 0, done.stderr
-    yield hello
-    for name in (hello, PAUSE_IMAGE):
+    yield tags
+    for name in (*tags.values(), PAUSE_IMAGE):
         run(["ctr", "--address", containerd.address, *ctr, "images", "rm", name])
+
+
+@pytest.fixture
+def pod(cri: Cri, images: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A host-network pod with runtime handler runnc-py: (its id, its config); torn down
+    (stopped, removed) afterwards, as kubelet does."""
+    config = pod_config(cri, tmp_path, uuid.uuid4().hex[:10])
+    request = cri.pb.RunPodSandboxRequest(config=config, runtime_handler=NAME)
+    pod_id = cri.call("RunPodSandbox", request).pod_sandbox_id
+    try:
+        yield pod_id, config
+    finally:
+        cri.call("StopPodSandbox", cri.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        cri.call("RemovePodSandbox", cri.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def create_container(cri: Cri, pod: tuple[str, Any], name: str, image: str, args: list[str]) -> str:
+    pb = cri.pb
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name),
+        image=pb.ImageSpec(image=image),
+        args=args,
+        log_path=f"{name}.log",
+    )
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=config, sandbox_config=pod[1])
+    container = cri.call("CreateContainer", request).container_id
+    cri.call("StartContainer", pb.StartContainerRequest(container_id=container))
+    return str(container)
 
 
 def pod_config(cri: Cri, logs: Path, label: str) -> Any:
@@ -111,11 +139,10 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def test_pod_with_runtime_class_runs_our_image(
-    cri: Cri, images: str, containerd: Containerd, tmp_path: Path
+    cri: Cri, images: dict[str, str], containerd: Containerd, tmp_path: Path
 ) -> None:
     pb = cri.pb
-    label = uuid.uuid4().hex[:10]
-    config = pod_config(cri, tmp_path, label)
+    config = pod_config(cri, tmp_path, uuid.uuid4().hex[:10])
     pod = cri.call(
         "RunPodSandbox", pb.RunPodSandboxRequest(config=config, runtime_handler=NAME)
     ).pod_sandbox_id
@@ -127,20 +154,9 @@ def test_pod_with_runtime_class_runs_our_image(
         assert paused.returncode == 0, paused.stderr
         assert json.loads(paused.stdout)["status"] == "running"
 
-        container = cri.call(
-            "CreateContainer",
-            pb.CreateContainerRequest(
-                pod_sandbox_id=pod,
-                config=pb.ContainerConfig(
-                    metadata=pb.ContainerMetadata(name="hello"),
-                    image=pb.ImageSpec(image=images),
-                    args=["from", "kubernetes", "exit=3"],
-                    log_path="hello.log",
-                ),
-                sandbox_config=config,
-            ),
-        ).container_id
-        cri.call("StartContainer", pb.StartContainerRequest(container_id=container))
+        container = create_container(
+            cri, (pod, config), "hello", images["hello"], ["from", "kubernetes", "exit=3"]
+        )
         status = wait_exited(cri, container)
         assert status.exit_code == 3, status
         lines = cri_log_lines(tmp_path / "hello.log")
@@ -152,12 +168,35 @@ def test_pod_with_runtime_class_runs_our_image(
         cri.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
 
     # Nothing left: CRI objects, containerd tasks and containers, runtime state, processes.
-    assert not [p for p in cri.call("ListPodSandbox", pb.ListPodSandboxRequest()).items]
-    assert not [c for c in cri.call("ListContainers", pb.ListContainersRequest()).containers]
+    assert pod not in [p.id for p in cri.call("ListPodSandbox", pb.ListPodSandboxRequest()).items]
+    listed = cri.call("ListContainers", pb.ListContainersRequest()).containers
+    assert container not in [c.id for c in listed]
     ctr = ["ctr", "--address", containerd.address, "--namespace", K8S_NAMESPACE]
-    assert run([*ctr, "tasks", "ls", "-q"]).stdout.strip() == ""
-    assert run([*ctr, "containers", "ls", "-q"]).stdout.strip() == ""
+    assert pod not in run([*ctr, "tasks", "ls", "-q"]).stdout.split()
+    assert container not in run([*ctr, "containers", "ls", "-q"]).stdout.split()
     assert not (SHIM_ROOT / container).exists()
     assert not (SHIM_ROOT / ".delegate" / pod).exists()
     assert processes_mentioning(pod) == []
     assert processes_mentioning(container) == []
+
+
+def test_lkl_container_in_a_pod_gets_the_pods_files(
+    cri: Cri, images: dict[str, str], containerd: Containerd, pod: tuple[str, Any], tmp_path: Path
+) -> None:
+    """An LKL-shaped guest in a pod: its ext4 copy holds the /etc/hosts, /etc/hostname and
+    /etc/resolv.conf containerd bind-mounts into the pod's containers."""
+    pb = cri.pb
+    container = create_container(cri, pod, "lkl", images["rootfs"], ["sleep=60"])
+    try:
+        bundle = containerd.state / "io.containerd.runtime.v2.task" / K8S_NAMESPACE / container
+        mounts = json.loads((bundle / "config.json").read_text())["mounts"]
+        sources = {m["destination"]: m["source"] for m in mounts if m.get("type") == "bind"}
+        copy = Path(json.loads((SHIM_ROOT / container / "state.json").read_text())["rootfsImage"])
+        for path in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+            assert debugfs_cat(copy, path) == Path(sources[path]).read_text(), path
+        assert "rootfs: ext4 ok" in cri_log_lines(tmp_path / "lkl.log")
+    finally:
+        cri.call("StopContainer", pb.StopContainerRequest(container_id=container, timeout=10))
+    assert wait_exited(cri, container).exit_code == 143  # SIGTERM, within the grace period
+    assert not copy.exists()
+    cri.call("RemoveContainer", pb.RemoveContainerRequest(container_id=container))
