@@ -18,6 +18,10 @@ IFNAMSIZ = 16  # includes the NUL
 SOLO5_MAX_DEVICES = 63  # manifest entry 0 is reserved; 64 entries in all
 GUEST_DEVICE_PREFIX = "service"
 TAP_PREFIX = "tap"
+# A tap's ifindex is drawn at random from here (runnc_py.net.wiring): journaled before the tap
+# exists, so it must be chosen by us, and a stale record must not name a later tap that
+# reused its number. Kernel-chosen indexes count up from 1 and stay far below.
+TAP_INDEX_BASE, TAP_INDEX_SPAN = 0x10000, 0x1000000
 
 
 def guest_device_name(index: int) -> str:

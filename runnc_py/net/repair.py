@@ -28,8 +28,8 @@ from runnc_py.net.netns import current_netns_id
 from runnc_py.net.owner import owner_gone
 from runnc_py.net.read import dump_raw_links
 from runnc_py.net.rtnl import Rtnl
+from runnc_py.net.unwiring import looks_like_ours, unwire
 from runnc_py.net.wired import WiredNetwork
-from runnc_py.net.wiring import looks_like_ours, unwire
 
 PROC_NET_DEV = "/proc/thread-self/net/dev"  # this thread's namespace (see netns.SELF)
 

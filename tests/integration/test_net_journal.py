@@ -22,9 +22,10 @@ import pytest
 
 from runnc_py.errors import RunncError
 from runnc_py.net import store
+from runnc_py.net.crashpoint import CRASH_AT_ENV
 from runnc_py.net.facts import Address
 from runnc_py.net.wired import AddressRecord, IfaceUndo, WiredNetwork
-from runnc_py.net.wiring import CRASH_AT_ENV, unwire
+from runnc_py.net.wiring import unwire, wire
 from tests.integration import test_lifecycle, test_oci_wiring
 from tests.integration.netlab import Lab, sh
 from tests.integration.test_lifecycle import Runtime, assert_gone, wait_for
@@ -80,6 +81,43 @@ def test_kill_9_at_every_wiring_step_then_unwire_restores_everything(
         assert lab.state() == before, f"killed at step {step}"
         unwire(record.wired)  # and again: nothing left to do, nothing to complain about
     assert wire_until(lab, tmp_path / "again", last + 1) == 0  # the namespace still wires
+
+
+UNWIRE = """
+import json, sys
+from runnc_py.net import unwire
+unwire(json.load(open(sys.argv[1])))
+"""
+
+
+def test_kill_9_at_every_unwiring_step_then_unwire_again_restores_everything(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`delete` killed in the middle of `unwire`: the tap goes last, so running it again finds
+    the proof and finishes; the namespace ends exactly as before."""
+    from runnc_py.net import read_facts
+
+    before = lab.state()
+    record = tmp_path / "wired.json"
+    step = 0
+    while True:
+        step += 1
+        wired = wire(lab.path, read_facts(lab.path))
+        record.write_text(json.dumps(wired.to_dict()))
+        proc = subprocess.run(
+            [sys.executable, "-c", UNWIRE, str(record)],
+            env={**os.environ, CRASH_AT_ENV: f"unwire:{step}"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        unwire(wired)
+        assert lab.state() == before, f"killed at unwire step {step}"
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # ingress qdisc, 3 addresses (with the link-local), 3 routes, the tap; then one that ran
+    assert step == 9
 
 
 # ---------------------------------------------------------------------------- tampering
