@@ -21,7 +21,12 @@ import prctl  # noqa: F401 - imported before forking, see in_child
 import pytest
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.security import apply_process_security, parse_status, plan_process_security
+from runnc_py.oci.security import (
+    apply_process_security,
+    drop_capabilities,
+    parse_status,
+    plan_process_security,
+)
 
 pytestmark = [
     pytest.mark.root,
@@ -210,3 +215,28 @@ def test_rlimit_above_our_hard_limit_names_the_limit() -> None:
             f"process.rlimits: cannot set RLIMIT_NOFILE to {hard}:{hard + 1}: "
             "not allowed to raise maximum limit"
         )
+
+
+@pytest.mark.parametrize("uid", [0, NOBODY])
+def test_exec_drops_every_capability_but_keeps_the_callers_ids(uid: int) -> None:
+    """`runnc-py exec` (drop_capabilities): root loses every set, the bounding set included;
+    a user without CAP_SETPCAP cannot empty the bounding set and needs not (NNP). Ids stay."""
+
+    def body() -> dict[str, Any]:
+        if uid != 0:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        os.chdir(tempfile.gettempdir())
+        drop_capabilities()
+        return {"status": _caps_and_ids(_status()), "cwd": os.getcwd()}
+
+    got = in_child(body)
+    status = got["status"]
+    assert status["Uid"] == f"{uid}\t{uid}\t{uid}\t{uid}"
+    assert status["NoNewPrivs"] == "1"
+    for key in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert status[key] == "0000000000000000", key
+    if uid == 0:
+        assert status["CapBnd"] == "0000000000000000"
+    assert got["cwd"] == "/"
