@@ -48,28 +48,41 @@ def cri(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> Ite
     client.close()
 
 
+def ctr_import(containerd: Containerd, archive: Path) -> None:
+    done = containerd.ctr("--namespace", K8S_NAMESPACE, "images", "import", str(archive))
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture(scope="module")
 def images(
     containerd: Containerd, guests: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """The pause image containerd's config names, and our guests' images, in CRI's namespace."""
+) -> Iterator[str]:
+    """The pause image containerd's config names, and our hello image (its name), in CRI's
+    namespace. (test_cri_settings.py reuses it.)"""
     work = tmp_path_factory.mktemp("cri-images")
-    tags = {g: f"docker.io/runnc-py-e2e/{g}:{uuid.uuid4().hex[:12]}" for g in ("hello", "rootfs")}
-    archives = [
-        plain_archive({"pause": pause_binary(work)}, ["/pause"], PAUSE_IMAGE, work / "pause.tar"),
-        *(unikernel_image(guests / f"{g}.spt", t, work / f"{g}.tar") for g, t in tags.items()),
-    ]
-    ctr = ("--namespace", K8S_NAMESPACE)
-    for archive in archives:
-        done = run(["ctr", "--address", containerd.address, *ctr, "images", "import", str(archive)])
-        assert done.returncode == 0, done.stderr
-    yield tags
-    for name in (*tags.values(), PAUSE_IMAGE):
-        run(["ctr", "--address", containerd.address, *ctr, "images", "rm", name])
+    hello = f"docker.io/runnc-py-e2e/hello:{uuid.uuid4().hex[:12]}"
+    ctr_import(containerd, plain_archive({"pause": pause_binary(work)}, ["/pause"], PAUSE_IMAGE,
+                                         work / "pause.tar"))  # fmt: skip
+    ctr_import(containerd, unikernel_image(guests / "hello.spt", hello, work / "hello.tar"))
+    yield hello
+    for name in (hello, PAUSE_IMAGE):
+        containerd.ctr("--namespace", K8S_NAMESPACE, "images", "rm", name)
+
+
+@pytest.fixture(scope="module")
+def lkl_image(
+    containerd: Containerd, guests: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Our LKL-shaped guest (block device `rootfs`) as an image in CRI's namespace."""
+    name = f"docker.io/runnc-py-e2e/rootfs:{uuid.uuid4().hex[:12]}"
+    work = tmp_path_factory.mktemp("cri-lkl")
+    ctr_import(containerd, unikernel_image(guests / "rootfs.spt", name, work / "rootfs.tar"))
+    yield name
+    containerd.ctr("--namespace", K8S_NAMESPACE, "images", "rm", name)
 
 
 @pytest.fixture
-def pod(cri: Cri, images: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Any]]:
+def pod(cri: Cri, images: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """A host-network pod with runtime handler runnc-py: (its id, its config); torn down
     (stopped, removed) afterwards, as kubelet does."""
     config = pod_config(cri, tmp_path, uuid.uuid4().hex[:10])
@@ -139,7 +152,7 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def test_pod_with_runtime_class_runs_our_image(
-    cri: Cri, images: dict[str, str], containerd: Containerd, tmp_path: Path
+    cri: Cri, images: str, containerd: Containerd, tmp_path: Path
 ) -> None:
     pb = cri.pb
     config = pod_config(cri, tmp_path, uuid.uuid4().hex[:10])
@@ -155,7 +168,7 @@ def test_pod_with_runtime_class_runs_our_image(
         assert json.loads(paused.stdout)["status"] == "running"
 
         container = create_container(
-            cri, (pod, config), "hello", images["hello"], ["from", "kubernetes", "exit=3"]
+            cri, (pod, config), "hello", images, ["from", "kubernetes", "exit=3"]
         )
         status = wait_exited(cri, container)
         assert status.exit_code == 3, status
@@ -181,12 +194,12 @@ def test_pod_with_runtime_class_runs_our_image(
 
 
 def test_lkl_container_in_a_pod_gets_the_pods_files(
-    cri: Cri, images: dict[str, str], containerd: Containerd, pod: tuple[str, Any], tmp_path: Path
+    cri: Cri, lkl_image: str, containerd: Containerd, pod: tuple[str, Any], tmp_path: Path
 ) -> None:
     """An LKL-shaped guest in a pod: its ext4 copy holds the /etc/hosts, /etc/hostname and
     /etc/resolv.conf containerd bind-mounts into the pod's containers."""
     pb = cri.pb
-    container = create_container(cri, pod, "lkl", images["rootfs"], ["sleep=60"])
+    container = create_container(cri, pod, "lkl", lkl_image, ["sleep=60"])
     try:
         bundle = containerd.state / "io.containerd.runtime.v2.task" / K8S_NAMESPACE / container
         mounts = json.loads((bundle / "config.json").read_text())["mounts"]
