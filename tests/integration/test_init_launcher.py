@@ -297,3 +297,23 @@ def test_start_of_a_container_whose_init_was_killed(rt: Runtime) -> None:
         "died before start"
     )
     assert rt("delete", cid).returncode == 0
+
+
+def test_failures_before_the_wait_fail_create(rt: Runtime) -> None:
+    """Privileges are dropped and the guest mapped in `create`: what fails there is create's
+    one-line error, with nothing left behind (not a guest that dies at start)."""
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    cid = rt.new_id("badlimit")
+    bundle = rt.bundle("hello.spt")
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": nr_open + 1, "hard": nr_open + 1}
+    ]
+    (bundle / "config.json").write_text(json.dumps(config))
+    done, _ = rt.create(cid, bundle)
+    assert done.returncode != 0
+    assert test_lifecycle.last_error(rt).startswith(
+        f"process.rlimits: cannot set RLIMIT_NOFILE to {nr_open + 1}:{nr_open + 1}: "
+    )
+    test_lifecycle.assert_gone(rt, cid)
+    assert not test_lifecycle.children()  # the init is gone, not waiting
