@@ -1,0 +1,118 @@
+"""Docker's default seccomp profile, as Docker really hands it to runc, summarized by
+`runnc-py audit profile` and placed in the `audit compare` table.
+
+A tiny wrapper runtime (a shell script registered with `runnc-py install --runtime` under its
+own name) copies the bundle's config.json and execs runc, so an ordinary container (Debian's
+static busybox, `docker load`ed, no registry) runs unchanged while we keep its linux.seccomp.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli, runnc_binary
+from tests.e2e.conftest import DAEMON_JSON, DockerEngine, docker
+from tests.e2e.images import busybox_archive
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+NAME = "runnc-py-audit-capture"
+CONFIG = ("--docker", "--config", f"docker={DAEMON_JSON}", "--name", NAME)
+WRAPPER = """#!/bin/sh
+# Keep the bundle's config.json for the audit e2e test, then be runc.
+prev=""
+for arg in "$@"; do
+    case "$prev" in --bundle|-b) cp "$arg/config.json" "{capture}/config-$$.json" ;; esac
+    case "$arg" in
+        --bundle=*) cp "${{arg#--bundle=}}/config.json" "{capture}/config-$$.json" ;;
+    esac
+    prev="$arg"
+done
+exec {runc} "$@"
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*runnc_binary(), *args], capture_output=True, text=True, timeout=60)
+
+
+def docker_knows(name: str) -> bool:
+    info = docker("info", "--format", "{{json .Runtimes}}")
+    return info.returncode == 0 and name in json.loads(info.stdout)
+
+
+def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 15
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def capture(dockerd: DockerEngine, tmp_path: Path) -> Iterator[Path]:
+    """The wrapper registered with `runnc-py install --runtime`, removed byte for byte after."""
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc not found: run python3 build.py setup (Debian's runc)")
+    folder = tmp_path / "capture"
+    folder.mkdir()
+    script = folder / "capture-runtime"
+    script.write_text(WRAPPER.format(capture=folder, runc=runc))
+    script.chmod(0o755)
+    before = DAEMON_JSON.read_bytes()
+    done = cli("install", *CONFIG, "--runtime", str(script), "--reload")
+    assert done.returncode == 0, done.stderr
+    try:
+        wait_until(lambda: docker_knows(NAME), "dockerd to load the wrapper runtime")
+        yield folder
+    finally:
+        undone = cli("uninstall", *CONFIG, "--reload")
+        assert undone.returncode == 0, undone.stderr
+        assert DAEMON_JSON.read_bytes() == before
+        wait_until(lambda: not docker_knows(NAME), "dockerd to forget the wrapper runtime")
+
+
+def test_docker_default_profile_from_a_real_container(capture: Path, tmp_path: Path,
+                                                      runnc: RunCli) -> None:
+    image = f"localhost/runnc-py-e2e/audit-bb:{uuid.uuid4().hex[:12]}"
+    archive = busybox_archive(image, tmp_path / "bb.tar")
+    assert docker("load", "-i", str(archive)).returncode == 0
+    try:
+        done = docker("run", "--rm", f"--runtime={NAME}", image, "/bin/busybox", "true")
+    finally:
+        docker("rmi", "-f", image)
+    assert done.returncode == 0, done.stderr
+    configs = sorted(capture.glob("config-*.json"))
+    assert configs, "the wrapper runtime never saw a create"
+    config = json.loads(configs[-1].read_text())
+    seccomp = config["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO"
+
+    report = runnc("audit", "profile", "--json", str(configs[-1]))
+    assert report.returncode == 0, report.stderr
+    doc = json.loads(report.stdout)
+    native = doc["sections"][0]
+    assert native["arch"] == "x86_64" and native["default"] == "errno 1"
+    assert doc["arch_checked"] and {s["arch"] for s in doc["sections"]} >= {"x86_64", "x86"}
+    reachable, constrained = set(doc["reachable"]), set(doc["constrained"])
+    assert {"read", "write", "openat", "execve", "clone", "personality"} <= reachable
+    assert {"kexec_load", "init_module", "mount", "bpf"}.isdisjoint(reachable)
+    assert {"personality", "clone"} <= constrained  # argument-filtered in Docker's profile
+    rules = {r["syscall"]: r for r in native["rules"]}
+    assert rules["personality"]["conditions"]
+
+    table = runnc("audit", "compare", "--json", str(configs[-1]))
+    assert table.returncode == 0, table.stderr
+    rows = {r["subject"]: r for r in json.loads(table.stdout)["rows"]}
+    docker_row = rows["Docker default profile"]
+    assert docker_row["reachable"] == len(reachable)
+    assert rows["spt guest (1 net, 1 block)"]["reachable"] < docker_row["reachable"] < \
+        rows["unconfined process"]["reachable"]
