@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from runnc_py.globals import Globals
+    from runnc_py.oci.cgroup_plan import CgroupPlan
     from runnc_py.oci.cgroups import Cgroup
+    from runnc_py.oci.init import Channel
 
 KILL_WAIT = 10.0  # s: how long delete waits for a SIGKILLed init to die
 NET_JSON = "net.json"  # runnc_py.net.store.NET_JSON, not imported: `delete` is a hot path
@@ -266,6 +268,30 @@ def list_states(g: Globals) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- create
 
 
+class CreateJob:
+    """Everything `create` decided before anything exists on the host (pure data)."""
+
+    __slots__ = (
+        "auto",
+        "bundle",
+        "cg_plan",
+        "container_id",
+        "engine_files",
+        "ns_actions",
+        "plan",
+        "preserved",
+        "request",
+        "rootfs_image",
+        "security",
+        "spec",
+        "terminal_socket",
+    )
+
+    def __init__(self, **fields: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields[name])
+
+
 def create(
     g: Globals,
     container_id: str,
@@ -280,26 +306,42 @@ def create(
 
     FOREGROUND (`run` without --detach): a terminal without --console-socket is allowed and
     the guest uses the inherited stdio. PRESERVE_FDS: runc's --preserve-fds (oci/fds.py).
+    The steps, in order: plan (refuse what can be refused, nothing on the host yet) -> state
+    dir -> rootfs image -> exec.fifo -> console -> fork the init -> its cgroup -> prestart
+    and createRuntime hooks -> devices -> pid file -> "created". Any failure tears down
+    everything made so far.
     """
+    store = Store(g.root)
+    job = plan_create(g, store, container_id, bundle, console_socket, foreground, preserve_fds)
+    try:
+        return _create_planned(g, store, job, pid_file)
+    finally:
+        job.plan.close()  # the init has its own copies of the rootfs files it opened
+
+
+def plan_create(
+    g: Globals,
+    store: Store,
+    container_id: str,
+    bundle: str,
+    console_socket: str | None,
+    foreground: bool,
+    preserve_fds: int,
+) -> CreateJob:
+    """Step 1: read and check everything; refuse before anything exists on the host."""
     from runnc_py.monitor import launch
-    from runnc_py.oci import autodev, cgroup_plan, cgroups, security
+    from runnc_py.oci import autodev, cgroup_plan, security
     from runnc_py.oci.fds import check_handed_fds, preserved_fds
-    from runnc_py.oci.hooks import run_hooks
-    from runnc_py.oci.init import GO, InitConfig, channel_pair, expect_ok, run_init, send
-    from runnc_py.oci.log import _timestamp
     from runnc_py.oci.mounts import plan_mounts
     from runnc_py.oci.namespaces import plan_namespaces
     from runnc_py.oci.plan import NotAUnikernel, plan_from_spec
     from runnc_py.oci.spec import load_spec
     from runnc_py.oci.state import check_id
 
-    store = Store(g.root)
     check_id(container_id)
     bundle = os.path.abspath(bundle)
     if store.exists(container_id):
         raise RunncError("container with this ID already exists", where=container_id)
-
-    # Everything that can be refused is refused before anything exists on the host.
     spec = load_spec(bundle)
     try:
         plan = plan_from_spec(spec)
@@ -309,36 +351,102 @@ def create(
 
             exec_delegate(g.delegate, g.argv, store.delegate_root())
         raise
-    # A bind mount the guest cannot see is refused here; the engine's files go in its image.
-    engine_files = plan_mounts(spec.raw.get("mounts") or (), plan.annotations)
-    request = plan.request()
-    # Only the fds the caller preserved may reach the guest (oci/fds.py).
-    preserved = preserved_fds(preserve_fds)
-    check_handed_fds(request.nets, preserved)
-    auto = autodev.plan_auto_devices(plan.annotations, launch.load_image(request).manifest, request)
-    rootfs_image = (
-        autodev.rootfs_copy_path(store.root, container_id) if auto.rootfs_device else None
-    )
-    request = auto.with_rootfs(request, rootfs_image)
-    launch.check(auto.check_request(request))
-    sec = security.plan_process_security(spec.process)
-    ns_actions = plan_namespaces(spec.namespaces)
-    cg_plan = cgroup_plan.plan_cgroup(
-        container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup
-    )
-    use_terminal = spec.terminal and console_socket is not None
-    if spec.terminal and console_socket is None and not foreground:
+    try:
+        # A bind mount the guest cannot see is refused here; the engine's files go in its image.
+        engine_files = plan_mounts(spec.raw.get("mounts") or (), plan.annotations)
+        request = plan.request()
+        # Only the fds the caller preserved may reach the guest (oci/fds.py).
+        preserved = preserved_fds(preserve_fds)
+        check_handed_fds(request.nets, preserved)
+        auto = autodev.plan_auto_devices(
+            plan.annotations, launch.load_image(request).manifest, request
+        )
+        rootfs_image = (
+            autodev.rootfs_copy_path(store.root, container_id) if auto.rootfs_device else None
+        )
+        request = auto.with_rootfs(request, rootfs_image)
+        launch.check(auto.check_request(request))
+        _check_terminal(spec.terminal, console_socket, foreground)
+        return CreateJob(
+            auto=auto,
+            bundle=bundle,
+            cg_plan=cgroup_plan.plan_cgroup(
+                container_id, spec.cgroups_path, spec.resources, g.systemd_cgroup
+            ),
+            container_id=container_id,
+            engine_files=engine_files,
+            ns_actions=plan_namespaces(spec.namespaces),
+            plan=plan,
+            preserved=preserved,
+            request=request,
+            rootfs_image=rootfs_image,
+            security=security.plan_process_security(spec.process),
+            spec=spec,
+            terminal_socket=console_socket if spec.terminal else None,
+        )
+    except BaseException:
+        plan.close()
+        raise
+
+
+def _check_terminal(terminal: bool, console_socket: str | None, foreground: bool) -> None:
+    if terminal and console_socket is None and not foreground:
         raise RunncError(
             "process.terminal is set: a detached container needs --console-socket", where="create"
         )
-    if console_socket is not None and not spec.terminal:
+    if console_socket is not None and not terminal:
         raise RunncError("--console-socket given but process.terminal is false", where="create")
 
-    directory = store.make_dir(container_id)
+
+def _create_planned(g: Globals, store: Store, job: CreateJob, pid_file: str | None) -> int:
+    """Steps 2 on: make it all, recording each thing in state.json before it exists, so a
+    create killed half-way leaves what `delete --force` finds."""
+    from runnc_py.oci.init import GO, expect_ok, send
+
+    directory = store.make_dir(job.container_id)
+    state = _initial_state(job)
+    wrote_pid_file: str | None = None
+    try:
+        store.save(state)
+        with Lock(directory) as lock:
+            _build_rootfs_image(g, job)
+            fifo = os.path.join(directory, FIFO_FILE)
+            os.mkfifo(fifo, 0o600)
+            slave = _console_slave(job.terminal_socket)
+            chan = _fork_init(g, job, state, fifo, slave, lock.fd)
+            try:
+                store.save(state)  # the init's pid and start time
+                expect_ok(chan, "create: namespaces")
+                _make_cgroup(store, state, job.cg_plan)
+                _run_create_hooks(job, state)
+                send(chan, GO)
+                expect_ok(chan, "create: devices")
+                if pid_file:
+                    _write_pid_file(pid_file, state.pid)
+                    wrote_pid_file = pid_file
+                state.phase = CREATED
+                store.save(state)
+                send(chan, GO)
+            finally:
+                chan.close()
+    except BaseException:
+        try:
+            _teardown(store, state, wrote_pid_file, g.log.warning)
+        except RunncError as exc:
+            g.log.warning(f"cleanup after failed create: {exc.line()}")
+        raise
+    g.log.debug_(f"created {job.container_id} (init pid {state.pid})")
+    return state.pid
+
+
+def _initial_state(job: CreateJob) -> ContainerState:
+    from runnc_py.oci.log import _timestamp
+
     me = os.getpid()
-    state = ContainerState(
-        id=container_id,
-        bundle=bundle,
+    spec = job.spec
+    return ContainerState(
+        id=job.container_id,
+        bundle=job.bundle,
         rootfs=spec.root_path,
         created=_timestamp(),
         owner=_owner(),
@@ -352,100 +460,119 @@ def create(
             if spec.hooks.get(kind)
         },
         # Recorded before it exists: a create killed half-way leaves a copy to delete.
-        rootfs_image=rootfs_image,
+        rootfs_image=job.rootfs_image,
     )
-    wrote_pid_file: str | None = None
+
+
+def _build_rootfs_image(g: Globals, job: CreateJob) -> None:
+    if job.rootfs_image is None:
+        return
+    from runnc_py.oci import autodev
+
+    info = autodev.build_rootfs(job.spec.root_path, job.rootfs_image, job.auto, job.engine_files)
+    g.log.debug_(
+        f"{job.container_id}: rootfs {info.path} ({'built' if info.built else 'cached'}, "
+        f"{info.copy_method}, {info.seconds * 1000:.0f} ms)"
+    )
+
+
+def _console_slave(console_socket: str | None) -> int | None:
+    """With --console-socket: a pty whose master went to the engine; its slave, for the init."""
+    if console_socket is None:
+        return None
+    from runnc_py.oci.console import open_pty, send_master
+
+    master, slave = open_pty()
     try:
-        store.save(state)
-        with Lock(directory) as lock:
-            if rootfs_image is not None:
-                info = autodev.build_rootfs(spec.root_path, rootfs_image, auto, engine_files)
-                g.log.debug_(
-                    f"{container_id}: rootfs {info.path} ({'built' if info.built else 'cached'}, "
-                    f"{info.copy_method}, {info.seconds * 1000:.0f} ms)"
-                )
-            fifo = os.path.join(directory, FIFO_FILE)
-            os.mkfifo(fifo, 0o600)
-            slave = None
-            if use_terminal:
-                from runnc_py.oci.console import open_pty, send_master
-
-                master, slave = open_pty()
-                try:
-                    send_master(console_socket, master)  # type: ignore[arg-type]
-                finally:
-                    os.close(master)
-
-            def hook_state(status: str) -> dict[str, Any]:
-                # Also called in the init, whose copy of `state` predates the fork.
-                return state.oci(status) | {"pid": state.pid or os.getpid()}
-
-            cfg = InitConfig(
-                container_id=container_id,
-                fifo=fifo,
-                ns_actions=ns_actions,
-                hostname=spec.hostname,
-                console_slave=slave,
-                hooks=spec.hooks,
-                hook_state=hook_state,
-                request=request,
-                security=sec,
-                log=g.log,
-                network=autodev.network_job(spec, auto, directory, sec.uid, sec.gid, plan),
-                keep_fds=(*preserved, *plan.fds()),
-            )
-            parent_chan, init_chan = channel_pair()
-            pid = os.fork()
-            if pid == 0:  # the init: never returns
-                # The lock's open file description is shared across fork: a copy kept here
-                # would hold the container's lock for as long as the init lives.
-                os.close(lock.fd)
-                parent_chan.close()
-                try:
-                    run_init(init_chan, cfg)
-                finally:
-                    # Never unwind into the parent's code below: it would tear down the
-                    # container from inside its own init.
-                    os._exit(1)
-            init_chan.close()
-            plan.close()  # the init has its own copies
-            if slave is not None:
-                os.close(slave)
-            state.pid, state.pid_start = pid, proc_start_time(pid)
-            store.save(state)
-            try:
-                expect_ok(parent_chan, "create: namespaces")
-                layout = cgroups.CgroupLayout.detect()
-                # Recorded before it exists: a create killed half-way leaves a cgroup that
-                # `delete --force` must find.
-                state.cgroup = cgroups.Cgroup(layout.version, cg_plan.path, layout.mounts).to_json()
-                store.save(state)
-                cgroup = cgroups.Cgroup.create(cg_plan, layout=layout)
-                state.cgroup = cgroup.to_json()
-                store.save(state)
-                cgroup.add(pid)
-                run_hooks("prestart", spec.hooks.get("prestart", ()), hook_state(CREATING))
-                run_hooks(
-                    "createRuntime", spec.hooks.get("createRuntime", ()), hook_state(CREATING)
-                )
-                send(parent_chan, GO)
-                expect_ok(parent_chan, "create: devices")
-                if pid_file:
-                    _write_pid_file(pid_file, pid)
-                    wrote_pid_file = pid_file
-                state.phase = CREATED
-                store.save(state)
-                send(parent_chan, GO)
-            finally:
-                parent_chan.close()
+        send_master(console_socket, master)
     except BaseException:
-        try:
-            _teardown(store, state, wrote_pid_file, g.log.warning)
-        except RunncError as exc:
-            g.log.warning(f"cleanup after failed create: {exc.line()}")
+        os.close(slave)
         raise
-    g.log.debug_(f"created {container_id} (init pid {pid})")
-    return pid
+    finally:
+        os.close(master)
+    return slave
+
+
+def _hook_state(state: ContainerState, status: str) -> dict[str, Any]:
+    # Also called in the init, whose copy of `state` predates the fork: its pid is its own.
+    return state.oci(status) | {"pid": state.pid or os.getpid()}
+
+
+def _fork_init(
+    g: Globals,
+    job: CreateJob,
+    state: ContainerState,
+    fifo: str,
+    slave: int | None,
+    lock_fd: int,
+) -> Channel:
+    """Fork the init (runnc_py/oci/init.py); record its pid in STATE; the parent's channel."""
+    from runnc_py.oci import autodev
+    from runnc_py.oci.init import InitConfig, channel_pair, run_init
+
+    spec = job.spec
+    cfg = InitConfig(
+        container_id=job.container_id,
+        fifo=fifo,
+        ns_actions=job.ns_actions,
+        hostname=spec.hostname,
+        console_slave=slave,
+        hooks=spec.hooks,
+        hook_state=lambda status: _hook_state(state, status),
+        request=job.request,
+        security=job.security,
+        log=g.log,
+        network=autodev.network_job(
+            spec,
+            job.auto,
+            os.path.dirname(fifo),
+            job.security.uid,
+            job.security.gid,
+            job.plan,
+        ),
+        keep_fds=(*job.preserved, *job.plan.fds()),
+    )
+    parent_chan, init_chan = channel_pair()
+    pid = os.fork()
+    if pid == 0:  # the init: never returns
+        # The lock's open file description is shared across fork: a copy kept here would
+        # hold the container's lock for as long as the init lives.
+        os.close(lock_fd)
+        parent_chan.close()
+        try:
+            run_init(init_chan, cfg)
+        finally:
+            # Never unwind into the parent's code: it would tear down the container from
+            # inside its own init.
+            os._exit(1)
+    init_chan.close()
+    if slave is not None:
+        os.close(slave)
+    state.pid, state.pid_start = pid, proc_start_time(pid)
+    return parent_chan
+
+
+def _make_cgroup(store: Store, state: ContainerState, cg_plan: CgroupPlan) -> None:
+    from runnc_py.oci import cgroups
+
+    layout = cgroups.CgroupLayout.detect()
+    # Recorded before it exists: a create killed half-way leaves a cgroup that
+    # `delete --force` must find.
+    state.cgroup = cgroups.Cgroup(layout.version, cg_plan.path, layout.mounts).to_json()
+    store.save(state)
+    cgroup = cgroups.Cgroup.create(cg_plan, layout=layout)
+    state.cgroup = cgroup.to_json()
+    store.save(state)
+    cgroup.add(state.pid)
+
+
+def _run_create_hooks(job: CreateJob, state: ContainerState) -> None:
+    """prestart (deprecated, still Docker's networking) then createRuntime, in the runtime's
+    namespaces; the init runs createContainer in the container's."""
+    from runnc_py.oci.hooks import run_hooks
+
+    for kind in ("prestart", "createRuntime"):
+        run_hooks(kind, job.spec.hooks.get(kind, ()), _hook_state(state, CREATING))
 
 
 # ---------------------------------------------------------------------------- start / kill
