@@ -289,24 +289,11 @@ static void close_guest_fds(const struct runnc_spt_plan *p)
     runnc_close_fds_except(keep, nkeep);
 }
 
-/* create's lock-step with its init (oci/init.py): nothing can fail any more, so say "ok" and
- * wait for "go" (the state says "created" by then). Anything else means `create` died or
- * gave up, and so does the init: there is nobody left to report to. */
+/* create's lock-step with its init (runnc_handshake): when `create` died or gave up, so does
+ * the init: there is nobody left to report to. */
 static void sync_with_creator(const struct runnc_spt_plan *p)
 {
-    if (p->ready_fd < 0)
-        return;
-    ssize_t n;
-    do
-        n = write(p->ready_fd, "ok", 2);
-    while (n < 0 && errno == EINTR);
-    if (n != 2)
-        _exit(1);
-    char answer[16];
-    do
-        n = read(p->go_fd, answer, sizeof answer);
-    while (n < 0 && errno == EINTR);
-    if (n != 2 || memcmp(answer, "go", 2) != 0)
+    if (p->ready_fd >= 0 && runnc_handshake(p->ready_fd, p->go_fd) != 0)
         _exit(1);
 }
 

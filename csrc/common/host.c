@@ -85,6 +85,21 @@ void runnc_unregister_rseq(void)
     syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
 }
 
+int runnc_handshake(int ready_fd, int go_fd)
+{
+    ssize_t n;
+    do
+        n = write(ready_fd, "ok", 2);
+    while (n < 0 && errno == EINTR);
+    if (n != 2)
+        return -1;
+    char answer[16];
+    do
+        n = read(go_fd, answer, sizeof answer);
+    while (n < 0 && errno == EINTR);
+    return n == 2 && memcmp(answer, "go", 2) == 0 ? 0 : -1;
+}
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif

@@ -30,6 +30,11 @@ void runnc_reset_signals(void);
  * while libc is still mapped. */
 void runnc_unregister_rseq(void);
 
+/* create's lock-step with its init (oci/init.py), once nothing can fail any more: write "ok"
+ * to READY_FD and wait for "go" on GO_FD (the state says "created" by then). Returns 0, or -1
+ * when anything else happens: `create` died or gave up, and the init should too. */
+int runnc_handshake(int ready_fd, int go_fd);
+
 /* openat2(DIRFD, PATH, {FLAGS, 0, RESOLVE}): Python has no wrapper. Retries the EAGAIN that
  * RESOLVE_IN_ROOT returns when a rename raced the walk. Returns the fd, or -1 with errno set
  * (ENOSYS before Linux 5.6). */

@@ -126,6 +126,8 @@ struct hvt_loop_args {
     uint32_t nunmap;
     uint16_t filter_len;                   /* struct sock_filter entries; 0: no filter */
     const void *filter;                    /* the program, in the region */
+    int32_t fifo_fd;                       /* -1, or wait for `start` on this fifo first */
+    const char *fifo_path;                 /* in the region: to reopen it (runnc_hvt_gate) */
 };
 
 /* The image build.py links from loop/ (generated source); its entry is at offset 0. */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "hvt_internal.h"
@@ -99,8 +100,8 @@ void runnc_hvt_destroy(struct runnc_hvt *vm)
 
 static uint64_t page_up(uint64_t x) { return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
 
-/* [loop image, read+exec][hvt_loop_args + filter][guard][stack]: the only host memory the
- * running monitor keeps, besides guest memory and kvm_run. */
+/* [loop image, read+exec][hvt_loop_args, filter, fifo path][guard][stack]: the only host
+ * memory the running monitor keeps, besides guest memory and kvm_run. */
 struct loop_region {
     uint8_t *base;
     uint64_t size;
@@ -109,10 +110,12 @@ struct loop_region {
 };
 
 static int map_loop_region(const struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size,
-                           struct loop_region *r, char *err, size_t errlen)
+                           const struct runnc_hvt_gate *gate, struct loop_region *r, char *err,
+                           size_t errlen)
 {
+    size_t path_size = gate ? strlen(gate->fifo_path) + 1 : 0;
     uint64_t code = page_up(runnc_hvt_loop_image_size);
-    uint64_t data = page_up(sizeof(struct hvt_loop_args) + bpf_size);
+    uint64_t data = page_up(sizeof(struct hvt_loop_args) + bpf_size + path_size);
     r->size = code + data + PAGE_SIZE + LOOP_STACK_SIZE;
     r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r->base == MAP_FAILED)
@@ -125,6 +128,13 @@ static int map_loop_region(const struct runnc_hvt *vm, const uint8_t *bpf, uint3
         memcpy(filter, bpf, bpf_size);
     r->args->filter = filter;
     r->args->filter_len = (uint16_t)(bpf_size / 8);
+    r->args->fifo_fd = -1;
+    if (gate) {
+        char *path = (char *)filter + bpf_size;
+        memcpy(path, gate->fifo_path, path_size);
+        r->args->fifo_fd = gate->fifo_fd;
+        r->args->fifo_path = path;
+    }
     r->stack_top = r->base + r->size;
     if (mprotect(r->base, code, PROT_READ | PROT_EXEC) == -1 ||
         mprotect(r->base + code + data, PAGE_SIZE, PROT_NONE) == -1) {
@@ -167,11 +177,13 @@ static void plan_unmap(const struct runnc_hvt *vm, const struct loop_region *r,
     }
 }
 
-/* Close every fd but the VM's and the devices' (and stdio). */
-static void close_other_fds(const struct runnc_hvt *vm)
+/* Close every fd but the VM's, the devices' and the start fifo (and stdio). */
+static void close_other_fds(const struct runnc_hvt *vm, int fifo_fd)
 {
-    int keep[5 + 2 * HVT_MAX_DEVICES];
+    int keep[6 + 2 * HVT_MAX_DEVICES];
     size_t nkeep = 0;
+    if (fifo_fd >= 0)
+        keep[nkeep++] = fifo_fd;
     int own[] = {vm->kvmfd, vm->vmfd, vm->vcpufd, vm->epollfd, vm->timerfd};
     for (size_t i = 0; i < 5; i++)
         keep[nkeep++] = own[i];
@@ -195,7 +207,7 @@ static __attribute__((noreturn)) void enter_loop(const struct loop_region *r)
 }
 
 int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, int close_fds,
-                  char *err, size_t errlen)
+                  const struct runnc_hvt_gate *gate, char *err, size_t errlen)
 {
     if (bpf_size % 8 || bpf_size / 8 > 0xffff || (bpf_size && bpf == NULL)) {
         hvt_fail(err, errlen, "seccomp program of %u bytes is malformed", bpf_size);
@@ -209,13 +221,16 @@ int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, i
         goto fail;
     }
     struct loop_region region = {0};
-    if (map_loop_region(vm, bpf, bpf_size, &region, err, errlen))
+    if (map_loop_region(vm, bpf, bpf_size, gate, &region, err, errlen))
         goto fail;
     plan_unmap(vm, &region, region.args);
+    /* Nothing can fail any more: tell `create`. If it died or gave up, so does the init. */
+    if (gate && runnc_handshake(gate->ready_fd, gate->go_fd) != 0)
+        _exit(1);
 
     /* Point of no return: from here on the process belongs to the guest. */
     if (close_fds)
-        close_other_fds(vm);
+        close_other_fds(vm, region.args->fifo_fd);
     runnc_reset_signals();
     runnc_unregister_rseq();
     enter_loop(&region);

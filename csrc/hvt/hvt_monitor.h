@@ -56,6 +56,17 @@ struct runnc_hvt_plan {
     int timerfd;                         /* ... and its timer (the monitor adds the taps) */
 };
 
+/* Hold a prepared guest until `start` (oci/init.py): once nothing can fail any more, write
+ * "ok" to ready_fd and wait for "go" on go_fd; then, from the run loop with the host unmapped,
+ * wait for one byte on the fifo fifo_fd (reopening fifo_path when a writer leaves without
+ * writing) and close it before the filter goes on and the guest runs. */
+struct runnc_hvt_gate {
+    int ready_fd;
+    int go_fd;
+    int fifo_fd;
+    const char *fifo_path;
+};
+
 /* A VM set up and ready to run (opaque). */
 struct runnc_hvt;
 
@@ -86,11 +97,12 @@ void runnc_hvt_destroy(struct runnc_hvt *vm);
  * with the guest's halt status, RUNNC_HVT_EXIT_FAULT (after one line on stderr) if the guest
  * faults, RUNNC_HVT_EXIT_MONITOR if the host side fails, or dies of a signal's default action
  * (159 for SIGSYS from the filter). Before starting it closes every fd > 2 the VM does not use
- * if close_fds, resets signal handling, and installs the seccomp program bpf (struct
- * sock_filter[], bpf_size bytes; none if 0) after PR_SET_NO_NEW_PRIVS.
+ * if close_fds, resets signal handling, unmaps everything of the host but the run loop, waits
+ * at gate (if not NULL), and installs the seccomp program bpf (struct sock_filter[], bpf_size
+ * bytes; none if 0) after PR_SET_NO_NEW_PRIVS.
  * Returns -1 with a one-line reason in err if it cannot start (the VM is then destroyed). */
 int runnc_hvt_run(struct runnc_hvt *vm, const uint8_t *bpf, uint32_t bpf_size, int close_fds,
-                  char *err, size_t errlen);
+                  const struct runnc_hvt_gate *gate, char *err, size_t errlen);
 /* CFFI-END */
 
 #endif

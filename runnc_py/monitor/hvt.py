@@ -28,7 +28,7 @@ from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet
 
 if TYPE_CHECKING:
-    from runnc_py.monitor.launch import GuestDevices, LaunchRequest
+    from runnc_py.monitor.launch import GuestDevices, LaunchRequest, StartGate
     from runnc_py.unikernel.elf import UnikernelImage
 
 HVT_ABI_VERSIONS = (1, 2)  # Solo5 0.6.x/0.7.x and >= 0.8: same boot protocol and hypercalls
@@ -280,13 +280,17 @@ def _create_vm(prepared: PreparedHvt) -> None:
     prepared.elf_fd = -1
 
 
-def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
+def boot_hvt(
+    prepared: PreparedHvt, *, close_fds: bool = True, gate: StartGate | None = None
+) -> NoReturn:
     """Become the hvt monitor of PREPARED's guest; the process exits with the guest's status.
 
     The interpreter does not survive this: the C run loop unmaps it before the guest runs
     (docs/hvt.md, "The run loop"). Returns only by raising RunncError, when the monitor could
     not start (nothing of the guest ran then; PREPARED's fds are closed). CLOSE_FDS closes
-    every other fd above 2 before the guest starts, as the spt launcher does.
+    every other fd above 2 before the guest starts, as the spt launcher does. GATE holds the
+    guest until `start`, as for spt (launch.StartGate), waiting in the run loop with the
+    interpreter already unmapped.
     """
     from runnc_py import _hvt
 
@@ -294,10 +298,22 @@ def boot_hvt(prepared: PreparedHvt, *, close_fds: bool = True) -> NoReturn:
     bpf = prepared.program
     program = ffi.new("uint8_t[]", bpf) if bpf else ffi.NULL
     err = ffi.new("char[512]")
+    c_gate = ffi.NULL
+    if gate is not None:
+        fifo_path = ffi.new("char[]", gate.fifo_path.encode())
+        c_gate = ffi.new(
+            "struct runnc_hvt_gate *",
+            {
+                "ready_fd": gate.ready_fd,
+                "go_fd": gate.go_fd,
+                "fifo_fd": gate.fifo_fd,
+                "fifo_path": fifo_path,
+            },
+        )
     # Python's buffers would never be flushed: the C loop unmaps them and ends the process.
     sys.stdout.flush()
     sys.stderr.flush()
-    lib.runnc_hvt_run(prepared.vm, program, len(bpf), int(close_fds), err, len(err))
+    lib.runnc_hvt_run(prepared.vm, program, len(bpf), int(close_fds), c_gate, err, len(err))
     prepared.close()
     raise RunncError(ffi.string(err).decode(errors="replace"), where=prepared.image.path)
 

@@ -62,12 +62,13 @@ class LaunchRequest:
 
 @dataclass(frozen=True)
 class StartGate:
-    """Hold a prepared spt guest at its last step until someone says start (oci/init.py).
+    """Hold a prepared guest at its last step until someone says start (oci/init.py).
 
     Once nothing can fail any more, the launcher writes "ok" to READY_FD and waits for "go"
     on GO_FD (the creator's lock-step); then it sheds the host (the interpreter included)
     and, from the trampoline, waits for one byte on the fifo FIFO_FD, closes it, installs
-    the filter and jumps. FIFO_PATH reopens the fifo when a writer left without writing.
+    the filter and jumps. FIFO_PATH reopens the fifo when a writer left without writing. The
+    hvt monitor does the same from its run loop (monitor/hvt.py).
     """
 
     ready_fd: int
@@ -372,14 +373,12 @@ def image_plan_fields(
 def boot(prepared: Prepared, *, shed_host: bool = True, gate: StartGate | None = None) -> NoReturn:
     """Become the guest (spt) or its monitor (hvt). Returns only by raising RunncError.
 
-    GATE (spt only): wait for a start signal after shedding the host (see StartGate).
+    GATE: wait for a start signal after shedding the host (see StartGate).
     """
     if not isinstance(prepared, PreparedBoot):
-        if gate is not None:
-            raise RunncError("an hvt guest cannot wait for start inside its monitor")
         from runnc_py.monitor.hvt import boot_hvt
 
-        boot_hvt(prepared)
+        boot_hvt(prepared, gate=gate)
     from runnc_py import _launcher
 
     ffi, lib = _launcher.ffi, _launcher.lib

@@ -177,7 +177,7 @@ def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
         send(chan, OK)
         _wait_go(chan)
         prepared, fifo_fd = _prepare_guest(cfg)
-        if _waits_in_launcher(cfg, prepared):
+        if _waits_in_launcher(cfg):
             _boot_when_started(chan, cfg, prepared, fifo_fd)  # returns only by raising
         send(chan, OK)
         _wait_go(chan)
@@ -237,13 +237,11 @@ def _prepare_guest(cfg: InitConfig) -> tuple[Any, int]:
     return prepared, open_fifo_reader(cfg.fifo)
 
 
-def _waits_in_launcher(cfg: InitConfig, prepared: Any) -> bool:
-    """An spt guest without startContainer hooks waits for `start` inside the launcher, with
-    the interpreter unmapped. startContainer hooks must run in the init after `start`, and
-    the hvt monitor has no such wait: those keep waiting in Python."""
-    from runnc_py.monitor.launch import PreparedBoot
-
-    return isinstance(prepared, PreparedBoot) and not cfg.hooks.get("startContainer")
+def _waits_in_launcher(cfg: InitConfig) -> bool:
+    """A guest without startContainer hooks waits for `start` inside the launcher (spt) or the
+    monitor's run loop (hvt), with the interpreter unmapped. startContainer hooks must run in
+    the init after `start`: those keep waiting in Python."""
+    return not cfg.hooks.get("startContainer")
 
 
 def _boot_when_started(chan: Channel, cfg: InitConfig, prepared: Any, fifo_fd: int) -> None:

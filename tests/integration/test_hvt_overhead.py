@@ -1,4 +1,5 @@
-"""A running hvt guest holds next to nothing of the host beyond its own memory (issue 11).
+"""A running hvt guest holds next to nothing of the host beyond its own memory (issue 11), and
+neither does a created one waiting for `start`.
 
 Before the guest runs, our hvt monitor copies its run loop into memory of its own and unmaps
 everything else of the process: the interpreter, libc, the heap, the old stack, the vDSO
@@ -15,6 +16,7 @@ under `runnc-py exec` and under `create` + `start`:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from runnc_py.monitor.footprint import footprint
 from tests.conftest import runnc_binary
 from tests.integration import test_lifecycle
 from tests.integration.test_exec import wait_for_line
-from tests.integration.test_lifecycle import Runtime, wait_exit
+from tests.integration.test_lifecycle import Runtime, wait_exit, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.kvm]
 
@@ -68,14 +70,19 @@ def test_monitor_under_exec_holds_only_guest_memory(guests: Path) -> None:
     assert out.endswith(b"time: ok\n"), out
 
 
-def test_monitor_of_a_started_container_holds_only_guest_memory(rt: Runtime) -> None:
-    cid = rt.new_id("hvt-lean")
+def hvt_bundle(rt: Runtime, *args: str) -> Path:
+    """A bundle running time.hvt ARGS with MEM_MB MiB of guest memory."""
     bundle = rt.bundle(annotations={"org.runnc-py.mem": str(MEM_MB)})
     (bundle / "rootfs" / "time.hvt").write_bytes((rt.guests / "hvt" / "time.hvt").read_bytes())
     config = json.loads((bundle / "config.json").read_text())
-    config["process"]["args"] = ["/time.hvt", f"ms={WAIT_MS}"]
+    config["process"]["args"] = ["/time.hvt", *args]
     (bundle / "config.json").write_text(json.dumps(config))
-    pid, out = rt.created(cid, bundle)
+    return bundle
+
+
+def test_monitor_of_a_started_container_holds_only_guest_memory(rt: Runtime) -> None:
+    cid = rt.new_id("hvt-lean")
+    pid, out = rt.created(cid, hvt_bundle(rt, f"ms={WAIT_MS}"))
     assert rt("start", cid).returncode == 0
     deadline = time.monotonic() + 20
     while "time: waiting" not in out.read_text():
@@ -83,5 +90,30 @@ def test_monitor_of_a_started_container_holds_only_guest_memory(rt: Runtime) -> 
         time.sleep(0.01)
     assert_lean_monitor(pid)
     assert wait_exit(pid, timeout=30) == 0, out.read_text()
+    assert out.read_text().endswith("time: ok\n")
+    assert rt("delete", cid).returncode == 0
+
+
+# ---------------------------------------------------------------------------- waiting for start
+
+
+def test_created_container_waits_in_the_run_loop_with_no_interpreter(rt: Runtime) -> None:
+    """Between create and start the init is already the lean monitor: the guest laid out in
+    its memory, nothing of the host mapped, at most 1 MB resident in all, not yet under its
+    filter. `start` releases it, and a writer that leaves without writing does not."""
+    cid = rt.new_id("hvt-created")
+    pid, out = rt.created(cid, hvt_bundle(rt, "ms=1"))
+    # `create` returns once the init said it is ready: the unmap follows within microseconds.
+    wait_for(lambda: footprint(pid, MEM_MB * MIB).names == [KVM_RUN], what="the host unmapped")
+    assert_lean_monitor(pid)
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert int(status.split("VmRSS:")[1].split()[0]) <= 1024, status
+    assert "\nSeccomp:\t0\n" in status  # the filter comes after start's byte
+    fd = os.open(rt.root / cid / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(fd)
+    assert rt.status(cid) == "created"
+    assert "time:" not in out.read_text()
+    assert rt("start", cid).returncode == 0
+    assert wait_exit(pid) == 0, out.read_text()
     assert out.read_text().endswith("time: ok\n")
     assert rt("delete", cid).returncode == 0

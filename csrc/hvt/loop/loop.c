@@ -9,8 +9,10 @@
  * halts. The process then exits with the guest's status (see ../hvt_main.c and docs/hvt.md).
  */
 #include <linux/errno.h>
+#include <linux/fcntl.h>
 #include <linux/filter.h>
 #include <linux/kvm.h>
+#include <linux/poll.h>
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
 #include <stdbool.h>
@@ -142,6 +144,38 @@ static __attribute__((noreturn)) void finish(enum hvt_outcome outcome, int statu
     }
 }
 
+/* A created container's monitor waits here for `start` (oci/init.py), with nothing of the host
+ * mapped: one byte on exec.fifo, then close it (`start` waits for that). Linux reports no
+ * POLLHUP on a fifo that never had a writer, so poll blocks until `start` writes; a writer
+ * that leaves without writing makes the fifo report EOF from then on, so it is reopened.
+ * 0, or -1 with the reason in err. */
+static int wait_for_start(const struct hvt_loop_args *a, char *err, size_t errlen)
+{
+    long fd = a->fifo_fd;
+    for (;;) {
+        struct pollfd pfd = {.fd = (int)fd, .events = POLLIN};
+        long rc = sys_poll(&pfd, 1, -1);
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            return loop_fail_errno(err, errlen, "waiting for start", (int)-rc);
+        char byte;
+        long n = sys_read((int)fd, &byte, 1);
+        if (n == 1)
+            break;
+        if (n == -EAGAIN || n == -EINTR)
+            continue;
+        if (n < 0)
+            return loop_fail_errno(err, errlen, "reading the start fifo", (int)-n);
+        sys_close((int)fd);
+        fd = sys_open(a->fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            return loop_fail_errno(err, errlen, "reopening the start fifo", (int)-fd);
+    }
+    sys_close((int)fd);
+    return 0;
+}
+
 /* PR_SET_NO_NEW_PRIVS and the filter; 0, or -1 with the reason in err. */
 static int install_filter(const struct hvt_loop_args *a, char *err, size_t errlen)
 {
@@ -171,6 +205,8 @@ hvt_loop_entry(struct hvt_loop_args *a)
             finish(HVT_MONITOR_ERROR, 0, msg);
         }
     }
+    if (a->fifo_fd >= 0 && wait_for_start(a, msg, sizeof msg))
+        finish(HVT_MONITOR_ERROR, 0, msg);
     if (a->filter_len && install_filter(a, msg, sizeof msg))
         finish(HVT_MONITOR_ERROR, 0, msg);
     int status = 0;

@@ -48,6 +48,21 @@ SYS_INLINE long sys_pwrite(int fd, const void *buf, unsigned long len, long offs
     return sys_call6(__NR_pwrite64, fd, SYS_ARG(buf), SYS_ARG(len), offset, 0, 0);
 }
 
+SYS_INLINE long sys_open(const char *path, int flags)
+{
+    return sys_call6(__NR_open, SYS_ARG(path), flags, 0, 0, 0, 0);
+}
+
+SYS_INLINE long sys_close(int fd)
+{
+    return sys_call6(__NR_close, fd, 0, 0, 0, 0, 0);
+}
+
+SYS_INLINE long sys_poll(void *fds, unsigned long nfds, int timeout)
+{
+    return sys_call6(__NR_poll, SYS_ARG(fds), SYS_ARG(nfds), timeout, 0, 0, 0);
+}
+
 SYS_INLINE long sys_ioctl(int fd, unsigned long request, long arg)
 {
     return sys_call6(__NR_ioctl, fd, SYS_ARG(request), arg, 0, 0, 0);
