@@ -5,8 +5,8 @@
  * loop's arguments and a small stack, switches to that stack and calls hvt_loop_entry(). From
  * here on nothing of libc or the interpreter is needed: the entry unmaps every other host
  * mapping (interpreter, libc, heap, old stack, vDSO), keeping only guest memory, the vCPU's
- * kvm_run area and this region, installs the seccomp filter and runs the vCPU until the guest
- * halts. The process then exits with the guest's status (see ../hvt_main.c and docs/hvt.md).
+ * kvm_run area and this region, waits for `start` if the container was only created, installs
+ * the seccomp filter and runs the vCPU until the guest halts. The process then exits with the guest's status (see ../hvt_main.c and docs/hvt.md).
  */
 #include <linux/errno.h>
 #include <linux/fcntl.h>
