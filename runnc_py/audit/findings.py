@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from runnc_py.audit.procfacts import ProcessFacts
-from runnc_py.audit.rules import Summary
+from runnc_py.audit.rules import X32_MIRRORS, Summary
+from runnc_py.audit.semantics import REACHING
 
 
 def about_filters(summary: Summary) -> list[str]:
@@ -13,9 +14,20 @@ def about_filters(summary: Summary) -> list[str]:
     if summary.filters and not summary.arch_checked:
         out.append("no architecture check: syscalls of another ABI are judged by number alone")
     for section in summary.sections:
-        if section.x32 and section.x32.split()[0] in ("allow", "log", "mixed"):
-            out.append(f"x32 syscalls (nr | 0x40000000) get {section.x32}: the filter can be"
-                       " bypassed through the x32 ABI")
+        if not section.x32 or section.x32 == X32_MIRRORS:
+            continue
+        if section.x32.split()[0] in ("allow", "log"):
+            out.append(f"every x32 syscall (nr | 0x40000000) gets {section.x32}: the filter "
+                       "is bypassed through the x32 ABI")
+        elif section.x32 == "mixed":
+            native = {r.syscall for r in section.rules
+                      if r.action in REACHING and not r.syscall.startswith("x32:")}
+            extra = sorted({r.syscall for r in section.rules if r.action in REACHING
+                            and r.syscall.startswith("x32:")
+                            and r.syscall.removeprefix("x32:") not in native})
+            if extra:
+                out.append("x32 syscalls reach the kernel where their x86_64 twins do not: "
+                           + ", ".join(extra[:8]))
     return out
 
 

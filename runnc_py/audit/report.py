@@ -8,7 +8,7 @@ from typing import Any
 
 from runnc_py.audit import findings
 from runnc_py.audit.procfacts import ProcessFacts
-from runnc_py.audit.rules import Summary
+from runnc_py.audit.rules import X32_MIRRORS, Summary
 from runnc_py.audit.sources import Source
 from runnc_py.audit.verdict import Verdict
 
@@ -122,6 +122,14 @@ def _if(conds: list[str]) -> str:
     return f" if {' && '.join(conds)}" if conds else ""
 
 
+def _shown(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rules to print: x32 copies of the x86_64 rules only when they differ (JSON keeps
+    them all)."""
+    if section["x32"] != X32_MIRRORS:
+        return list(section["rules"])
+    return [r for r in section["rules"] if not r["syscall"].startswith("x32:")]
+
+
 def _sections_text(doc: dict[str, Any]) -> list[str]:
     out = []
     if not doc["filters"]:
@@ -134,7 +142,7 @@ def _sections_text(doc: dict[str, Any]) -> list[str]:
         out.append(f"[{s['arch']}] default: {s['default']}" + (
             f"; x32 syscalls: {s['x32']}" if s["x32"] else ""))
         by_action: dict[str, list[dict[str, Any]]] = {}
-        for r in s["rules"]:
+        for r in _shown(s):
             by_action.setdefault(r["action"], []).append(r)
         for action, rules in by_action.items():
             out.append(f"  {action}:")
@@ -155,7 +163,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 + (f"; x32: {s['x32']}" if s["x32"] else "") + ")", "",
                 "| action | syscall | conditions |", "|---|---|---|"]
         out += [f"| {r['action']} | `{r['syscall']}` | {' && '.join(r['conditions']) or '-'} |"
-                for r in s["rules"]]
+                for r in _shown(s)]
     verdict = doc["verdict"]
     if verdict is not None:
         out += ["", f"**Verdict**: {'MATCH' if verdict['match'] else 'DRIFT'} "

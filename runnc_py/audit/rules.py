@@ -17,6 +17,7 @@ from runnc_py.audit.symbolic import Path, render
 NATIVE_NR: iv.Intervals = ((0, bpf.X32_SYSCALL_BIT - 1),)
 X32_NR: iv.Intervals = ((bpf.X32_SYSCALL_BIT, iv.U32),)
 ENUMERATE_LIMIT = 2048  # a rule covering more syscall numbers is shown as a range
+X32_MIRRORS = "the x86_64 rules' syscalls and actions, no others (arguments on 32 bits)"
 
 ARG_NAMES: dict[str, tuple[str, ...]] = {
     "read": ("fd", "buf", "count"),
@@ -84,7 +85,7 @@ def summarize(sem: Semantics) -> Summary:
     sections = [_section(sem, t) for t in tokens] if tokens else [_section(sem, None)]
     other = None
     if tokens:
-        rest = iv.complement(tuple((t, t) for t in tokens))
+        rest = iv.complement(tuple((t, t) for t in sorted(tokens)))
         acts = {_act(p) for p in sem.paths if iv.intersect(p.ranges[bpf.ARCH], rest)}
         other = " | ".join(sorted(acts)) if acts else None
     native = next((s for s in sections if s.token in (names.NATIVE, None)), None)
@@ -126,7 +127,12 @@ def _section(sem: Semantics, token: int | None) -> Section:
         if len(x32_acts) > 1:
             x32_default = max(x32_acts, key=lambda a: sum(
                 iv.size(iv.intersect(p.ranges[bpf.NR], X32_NR)) for p in paths if _act(p) == a))
-            section.rules += _rules(paths, x32_default, X32_NR, name_arch)
+            x32_rules = _rules(paths, x32_default, X32_NR, name_arch)
+            native = {(r.action, r.syscall) for r in section.rules}
+            mirrored = {(r.action, r.syscall.removeprefix("x32:")) for r in x32_rules}
+            if x32_default == default and mirrored <= native:
+                section.x32 = X32_MIRRORS
+            section.rules += x32_rules
     return section
 
 
