@@ -1,5 +1,5 @@
-"""Engine benchmark (issue 12): `docker run --rm` / `podman run --rm` with runnc-py against runc,
-run as `python3 bench/lifecycle.py --engines [--runs 20]`.
+"""Engine benchmark (issue 12): `docker run --rm`, `podman run --rm` and `ctr run --rm` with
+runnc-py against runc, run as `python3 bench/lifecycle.py --engines [--runs 20]`.
 
 Measured in this one run, round robin so machine noise hits every runtime alike:
   * the whole `ENGINE run --rm`: runnc-py on our hello.spt image (from `runnc-py image build`)
@@ -7,14 +7,16 @@ Measured in this one run, round robin so machine noise hits every runtime alike:
   * each OCI verb as the engine calls it: both runtimes behind a small timing wrapper (a C
     program compiled here) registered as a runtime of its own (Docker: `runnc-py install
     --docker --name ... --runtime WRAPPER`, the file put back byte for byte at the end;
-    podman: `--runtime PATH`);
-    median ms per verb, count per engine run, and the ratio to runc.
-An engine is skipped when it is absent; dockerd must already run (the bench does not start it)
-and runnc-py must be registered (`runnc-py install`) for the plain runs.
+    podman: `--runtime PATH`; ctr: `--runc-binary PATH`); median ms per verb, calls per run,
+    and the ratio to runc.
+An engine is skipped when it is absent; dockerd must already run (the bench does not start it;
+ctr uses the node's containerd, else dockerd's own) and runnc-py must be registered
+(`runnc-py install`) for the plain runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -80,7 +82,12 @@ int main(int argc, char **argv)
 """
 
 
+FRESH_ID = "{id}"  # in a case's argv: a new container ID for every run (ctr wants one)
+_ids = itertools.count()
+
+
 def sh(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    argv = [f"runnc-bench-{os.getpid()}-{next(_ids)}" if a == FRESH_ID else a for a in argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if check and done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-400:]}")
@@ -108,6 +115,7 @@ class Wrapper:
     name: str  # runtime name it is registered under (Docker)
     path: Path
     log: Path
+    target: str  # the runtime it times
 
     def verbs(self) -> dict[str, list[float]]:
         found: dict[str, list[float]] = defaultdict(list)
@@ -124,7 +132,7 @@ def build_wrapper(work: Path, name: str, target: str) -> Wrapper:
     source.write_text(WRAPPER_C)
     binary, log = work / name, work / f"{name}.log"
     sh(["gcc", "-O2", f'-DTARGET="{target}"', f'-DLOG="{log}"', "-o", str(binary), str(source)])
-    return Wrapper(name, binary, log)
+    return Wrapper(name, binary, log, target)
 
 
 def static_true_tar(work: Path) -> Path:
@@ -184,21 +192,21 @@ class Setup:
 
 HELLO, TRUE = "runnc-py-bench/hello:latest", "runnc-py-bench/true:latest"
 DAEMON_JSON = Path("/etc/docker/daemon.json")
-# install's record of the file next to it (runnc_py/engines/files.py)
-DOCKER_FILES = (
-    DAEMON_JSON,
-    Path(f"{DAEMON_JSON}.runnc-py.bak"),
-    Path(f"{DAEMON_JSON}.runnc-py.created"),
-)
 
 
-def restore_docker(saved: dict[Path, bytes | None]) -> None:
-    """Put daemon.json and install's record back as they were; dockerd re-reads it (SIGHUP)."""
+def docker_files() -> dict[Path, bytes]:
+    """daemon.json and install's records next to it (`daemon.json.runnc-py.*`), as they are."""
+    paths = [DAEMON_JSON, *DAEMON_JSON.parent.glob(DAEMON_JSON.name + ".runnc-py.*")]
+    return {p: p.read_bytes() for p in paths if p.exists()}
+
+
+def restore_docker(saved: dict[Path, bytes]) -> None:
+    """Put daemon.json and install's records back as they were; dockerd re-reads it (SIGHUP)."""
+    for path in docker_files():
+        if path not in saved:
+            path.unlink()
     for path, data in saved.items():
-        if data is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(data)
+        path.write_bytes(data)
     pid = Path("/var/run/docker.pid")
     if pid.exists():
         os.kill(int(pid.read_text()), signal.SIGHUP)
@@ -215,7 +223,7 @@ def add_docker(s: Setup) -> None:
         raise SystemExit("runnc-py is not registered: runnc-py install --docker")
     # The wrappers are registered with install and the files put back byte for byte after
     # (not uninstalled: that would also drop the record of the user's own install).
-    saved = {f: f.read_bytes() if f.exists() else None for f in DOCKER_FILES}
+    saved = docker_files()
     s.restore.append(lambda: restore_docker(saved))
     for w in s.wrappers.values():
         sh([RUNNC, "install", "--docker", "--name", w.name, "--runtime", str(w.path), "--reload"])
@@ -238,6 +246,33 @@ def add_podman(s: Setup) -> None:
     s.cases.append(Case("podman", "runc", [*base, "--runtime", "runc", TRUE, "/true"]))
     for rt, image, args in (("runnc-py", HELLO, []), ("runc", TRUE, ["/true"])):
         s.timed.append(("podman", rt, [*base, "--runtime", str(s.wrappers[rt].path), image, *args]))
+
+
+CTR_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock")
+
+
+def add_ctr(s: Setup) -> None:
+    """`ctr run --rm --runc-binary`, on the node's containerd or else dockerd's own."""
+    address = next((a for a in CTR_SOCKETS if Path(a).exists()), None)
+    if not shutil.which("ctr") or address is None or not docker_answers():
+        print("(ctr: no containerd socket, or no docker to export the runc image: skipped)")
+        return
+    ctr = ["ctr", "--address", address, "--namespace", "runnc-py-bench"]
+    true_archive = s.work / "true-docker.tar"
+    sh(["docker", "save", "-o", str(true_archive), TRUE])
+    for archive in (s.hello_tar, true_archive):
+        sh([*ctr, "images", "import", str(archive)])
+    refs = {HELLO: f"docker.io/{HELLO}", TRUE: f"docker.io/{TRUE}"}
+    s.cleanup.append([*ctr, "images", "rm", *refs.values()])
+    base = [*ctr, "run", "--rm"]
+    runc = str(s.wrappers["runc"].target)
+    s.cases.append(Case("ctr", "runnc-py", [*base, "--runc-binary", RUNNC, refs[HELLO], FRESH_ID]))
+    s.cases.append(
+        Case("ctr", "runc", [*base, "--runc-binary", runc, refs[TRUE], FRESH_ID, "/true"])
+    )
+    for rt, image, args in (("runnc-py", refs[HELLO], []), ("runc", refs[TRUE], ["/true"])):
+        wrapper = str(s.wrappers[rt].path)
+        s.timed.append(("ctr", rt, [*base, "--runc-binary", wrapper, image, FRESH_ID, *args]))
 
 
 def measure_runs(s: Setup, runs: int) -> None:
@@ -280,6 +315,7 @@ def run_engines(runs: int, guests: Path) -> int:
         try:
             add_docker(setup)
             add_podman(setup)
+            add_ctr(setup)
             if not setup.cases:
                 raise SystemExit("no engine to measure")
             measure_runs(setup, runs)
