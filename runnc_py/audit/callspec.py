@@ -9,7 +9,7 @@ from runnc_py.audit import intervals as iv
 from runnc_py.audit import names
 from runnc_py.audit import program as bpf
 from runnc_py.audit.emulator import Call
-from runnc_py.audit.rules import merge_conditions
+from runnc_py.audit.rules import arg_name, merge_conditions
 from runnc_py.audit.semantics import Semantics, action_of, overlap
 from runnc_py.audit.symbolic import Path, render
 from runnc_py.errors import RunncError
@@ -91,8 +91,6 @@ def answer(sem: Semantics, call: CallSpec) -> list[tuple[str, tuple[str, ...]]]:
 
 def _pinned(condition: str, call: CallSpec) -> bool:
     """A condition that only restates a value the call already fixed."""
-    from runnc_py.audit.rules import arg_name
-
     for i, value in enumerate(call.args):
         if value is not None and condition == iv.describe(arg_name(call.name, i),
                                                           ((value, value),), iv.U64):

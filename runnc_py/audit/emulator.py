@@ -38,8 +38,8 @@ class Call:
         return struct.pack("=16I", *self.words())
 
 
-def _alu(op: int, a: int, b: int) -> int | None:
-    """None: division by zero (the program returns 0)."""
+def alu(op: int, a: int, b: int) -> int | None:
+    """A op B in 32 bits; None: division by zero (the program returns 0)."""
     if op == bpf.ADD:
         return (a + b) & M32
     if op == bpf.SUB:
@@ -63,7 +63,8 @@ def _alu(op: int, a: int, b: int) -> int | None:
     raise AssertionError(f"alu op {op:#x}")
 
 
-def _jump(op: int, a: int, b: int) -> bool:
+def jump(op: int, a: int, b: int) -> bool:
+    """Whether a conditional jump OP (JEQ/JGT/JGE/JSET) of A against B is taken."""
     if op == bpf.JEQ:
         return a == b
     if op == bpf.JGT:
@@ -96,7 +97,7 @@ def run(insns: Sequence[Insn], call: Call) -> int:
         elif cls == bpf.STX:
             mem[insn.k] = x
         elif cls == bpf.ALU:
-            result = _alu(code & 0xF0, a, x if code & bpf.X else insn.k)
+            result = alu(code & 0xF0, a, x if code & bpf.X else insn.k)
             if result is None:
                 return 0
             a = result
@@ -104,7 +105,7 @@ def run(insns: Sequence[Insn], call: Call) -> int:
             if code == bpf.JMP | bpf.JA:
                 pc += insn.k
             else:
-                taken = _jump(code & 0xF0, a, x if code & bpf.X else insn.k)
+                taken = jump(code & 0xF0, a, x if code & bpf.X else insn.k)
                 pc += insn.jt if taken else insn.jf
         elif cls == bpf.RET:
             return a if code & 0x18 == bpf.RET_A else insn.k

@@ -17,7 +17,7 @@ SCAN_LIMIT = 1024  # syscall numbers below this are scanned for names (x86_64 en
 
 
 @functools.cache
-def _pyseccomp():  # type: ignore[no-untyped-def]
+def pyseccomp_module():  # type: ignore[no-untyped-def]
     try:
         import pyseccomp
     except (ImportError, OSError) as exc:  # pragma: no cover - a broken install
@@ -32,7 +32,7 @@ def name_of(arch: int, nr: int) -> str | None:
     if nr < 0 or nr > 0x7FFFFFFF:
         return None
     try:
-        return _pyseccomp().resolve_syscall(token, nr).decode()
+        return pyseccomp_module().resolve_syscall(token, nr).decode()
     except (ValueError, OSError):
         return None
 
@@ -50,7 +50,7 @@ def label(arch: int, nr: int) -> str:
 @functools.cache
 def number_of(name: str, arch: int = NATIVE) -> int | None:
     """NAME's number on ARCH; None for unknown names (and other arches' pseudo-numbers)."""
-    number: int = _pyseccomp().resolve_syscall(arch, name)
+    number: int = pyseccomp_module().resolve_syscall(arch, name)
     return number if number >= 0 else None
 
 

@@ -60,9 +60,9 @@ def load_profile(path: str) -> dict[str, Any]:
 
 
 def compile_profile(profile: dict[str, Any], where: str) -> CompiledProfile:
-    from runnc_py.audit.names import _pyseccomp
+    from runnc_py.audit.names import pyseccomp_module
 
-    sc = _pyseccomp()
+    sc = pyseccomp_module()
     default_errno = _int(profile.get("defaultErrnoRet", EPERM), f"{where}: defaultErrnoRet")
     default = _action(sc, profile.get("defaultAction"), default_errno, f"{where}: defaultAction")
     try:

@@ -68,11 +68,8 @@ def overlap(a: Path, b: Path) -> tuple[tuple[iv.Intervals, ...], tuple[Pred, ...
             return None
         ranges.append(both)
     preds = (*a.preds, *b.preds)
-    if preds:
-        touched = {w for i, (ra, rb) in enumerate(zip(a.ranges, b.ranges, strict=True))
-                   for w in (i,) if ra != rb} or set(range(16))
-        if not _predicates_possible(tuple(ranges), preds, touched | set(range(16))):
-            return None
+    if preds and not _predicates_possible(tuple(ranges), preds, set(range(16))):
+        return None
     return tuple(ranges), preds
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from runnc_py.audit import intervals as iv
 from runnc_py.audit import program as bpf
+from runnc_py.audit.emulator import alu, jump
 from runnc_py.audit.program import Insn
 
 MAX_PATHS = 20000
@@ -103,25 +104,14 @@ def evaluate(value: Value, words: Sequence[int]) -> int | None:
     b = evaluate(right, words) if right is not None else 0
     if a is None or b is None:
         return None
-    return _ALU[symbol](a, b)
+    return _apply(symbol, a, b)
 
 
-def _div(a: int, b: int) -> int | None:
-    return None if b == 0 else a // b
+_OP_OF = {symbol: op for op, symbol in bpf.ALU_OPS.items()}
 
 
-_ALU = {
-    "+": lambda a, b: (a + b) & M32,
-    "-": lambda a, b: (a - b) & M32,
-    "*": lambda a, b: (a * b) & M32,
-    "/": _div,
-    "|": lambda a, b: a | b,
-    "&": lambda a, b: a & b,
-    "^": lambda a, b: a ^ b,
-    "<<": lambda a, b: (a << (b & 31)) & M32,
-    ">>": lambda a, b: a >> (b & 31),
-    "neg": lambda a, b: -a & M32,
-}
+def _apply(symbol: str, a: int, b: int) -> int | None:
+    return alu(_OP_OF[symbol], a, b)
 
 
 def render(value: Value) -> str:
@@ -136,14 +126,7 @@ def render(value: Value) -> str:
     return f"({render(left)} {symbol} {render(right)})"
 
 
-def _compare(op: int, a: int, b: int) -> bool:
-    if op == bpf.JEQ:
-        return a == b
-    if op == bpf.JGT:
-        return a > b
-    if op == bpf.JGE:
-        return a >= b
-    return a & b != 0
+_compare = jump
 
 
 @functools.lru_cache(maxsize=65536)
@@ -166,7 +149,7 @@ _FOLDABLE = {"+": lambda a, b: (a + b) & M32, "&": lambda a, b: a & b,
 
 def _alu_value(symbol: str, a: Value, b: Value | None) -> Value:
     if a[0] == "k" and (b is None or b[0] == "k"):
-        result = _ALU[symbol](a[1], b[1] if b is not None else 0)
+        result = _apply(symbol, a[1], b[1] if b is not None else 0)
         if result is not None:
             return ("k", result)
     if b is not None and b[0] == "k":

@@ -62,7 +62,13 @@ class AuditGroup(click.Group):
 
 @click.group(cls=AuditGroup)
 def audit() -> None:
-    """Prove what a guest can really do to the host (docs/audit.md)."""
+    """Prove what a guest can really do to the host (docs/audit.md).
+
+    \b
+    runnc-py audit ID|PID [--json|--markdown] [--disasm]   a live container or process:
+                                                           exit 0 match, 3 drift
+    runnc-py audit --all                                   every container under --root
+    """
 
 
 def _emit(doc: dict[str, Any], fmt: str, disasm: str | None = None) -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunCli, runnc_binary
+from tests.conftest import RunCli
 from tests.e2e.conftest import DAEMON_JSON, DockerEngine, docker
 from tests.e2e.images import busybox_archive
+from tests.e2e.test_install_docker import cli, docker_knows, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -38,22 +37,6 @@ for arg in "$@"; do
 done
 exec {runc} "$@"
 """
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*runnc_binary(), *args], capture_output=True, text=True, timeout=60)
-
-
-def docker_knows(name: str) -> bool:
-    info = docker("info", "--format", "{{json .Runtimes}}")
-    return info.returncode == 0 and name in json.loads(info.stdout)
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 15
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -80,8 +63,9 @@ def capture(dockerd: DockerEngine, tmp_path: Path) -> Iterator[Path]:
         wait_until(lambda: not docker_knows(NAME), "dockerd to forget the wrapper runtime")
 
 
-def test_docker_default_profile_from_a_real_container(capture: Path, tmp_path: Path,
-                                                      runnc: RunCli) -> None:
+def test_docker_default_profile_from_a_real_container(
+    capture: Path, tmp_path: Path, runnc: RunCli
+) -> None:
     image = f"localhost/runnc-py-e2e/audit-bb:{uuid.uuid4().hex[:12]}"
     archive = busybox_archive(image, tmp_path / "bb.tar")
     assert docker("load", "-i", str(archive)).returncode == 0
@@ -114,5 +98,8 @@ def test_docker_default_profile_from_a_real_container(capture: Path, tmp_path: P
     rows = {r["subject"]: r for r in json.loads(table.stdout)["rows"]}
     docker_row = rows["Docker default profile"]
     assert docker_row["reachable"] == len(reachable)
-    assert rows["spt guest (1 net, 1 block)"]["reachable"] < docker_row["reachable"] < \
-        rows["unconfined process"]["reachable"]
+    assert (
+        rows["spt guest (1 net, 1 block)"]["reachable"]
+        < docker_row["reachable"]
+        < rows["unconfined process"]["reachable"]
+    )
