@@ -23,6 +23,7 @@ PTRACE_SECCOMP_GET_FILTER = 0x420C
 PTRACE_EVENT_STOP = 128
 WALL = 0x40000000  # __WALL: wait for clone children too (a tracee is not our child)
 MAX_FILTERS = 1024
+STOP_TIMEOUT = 2.0  # seconds a tracee gets to reach its ptrace-stop
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.restype = ctypes.c_long
@@ -77,13 +78,21 @@ def _seize_error(exc: OSError, where: str) -> RunncError:
 
 
 def _wait_for_stop(pid: int, where: str) -> int:
-    """Wait for the tracee's stop; returns a signal to hand back on detach (0 for none)."""
+    """Wait for the tracee's stop; returns a signal to hand back on detach (0 for none).
+
+    Polled with a deadline: a frozen process (a paused container) never stops for a tracer.
+    """
+    deadline = time.monotonic() + STOP_TIMEOUT
     while True:
         try:
-            _, status = os.waitpid(pid, WALL)
+            done, status = os.waitpid(pid, WALL | os.WNOHANG)
         except ChildProcessError as exc:
             raise RunncError("the process went away while stopping it", where=where) from exc
-        except InterruptedError:
+        if not done:
+            if time.monotonic() > deadline:
+                raise RunncError(f"the process did not stop within {STOP_TIMEOUT:g} s "
+                                 "(frozen or paused?)", where=where)
+            time.sleep(0.0001)
             continue
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             raise RunncError("the process ended while being audited", where=where)

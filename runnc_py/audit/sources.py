@@ -122,9 +122,16 @@ def from_container(root: str, container_id: str) -> Source:
     from runnc_py.audit.expect import sector_sizes
     from runnc_py.oci.state import Store
 
-    state = Store(root).load(container_id)
+    store = Store(root)
+    state = store.load(container_id)
     if not state.pid or not state.init_alive():
         raise RunncError("the container has no running process to audit", where=container_id)
+    status = state.status(store.dir(container_id))
+    if status != "running":
+        # created: the init has not become the guest yet; paused: frozen tasks never stop
+        # for a tracer.
+        raise RunncError(f"the container is {status}: only a running guest can be audited",
+                         where=container_id)
     source = from_pid(state.pid, blocks=sector_sizes(state.annotations))
     source.label = f"container {container_id} (pid {state.pid})"
     source.container = container_id

@@ -314,6 +314,13 @@ def test_container_by_id_and_all(guests: Path, tmp_path: Path) -> None:
         every = rt("audit", "--all")
         assert every.returncode == 0, every.stdout + every.stderr
         assert cid in every.stdout and "match" in every.stdout
+        waiting = rt.new_id("audit-created")
+        rt.created(waiting, rt.bundle("time.spt", ("sleep=30",)))
+        early = rt("audit", waiting)
+        assert early.returncode == 1 and "is created" in early.stderr, early.stderr
+        every = rt("audit", "--all")  # one row each; the created one is an error row
+        assert every.returncode == 1 and waiting in every.stdout and "error" in every.stdout
+        assert rt("delete", "--force", waiting).returncode == 0
         assert rt("kill", cid, "KILL").returncode == 0
         wait_for(lambda: rt.status(cid) == "stopped", what="the container to stop")
         gone = rt("audit", cid)
