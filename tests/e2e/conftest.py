@@ -22,7 +22,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -104,14 +104,20 @@ class Registration:
     installed: bytes | None = None  # before `install`: what uninstall must give back
     changed: bool = False
     seeded: bool = False
+    records_before: set[Path] = field(default_factory=set)
+
+    def records(self) -> set[Path]:
+        """install's records next to the file (FILE.runnc-py.*: backup, what it did)."""
+        return set(self.path.parent.glob(self.path.name + ".runnc-py.*"))
 
     def install(self, *extra: str) -> None:
         self.installed = self.path.read_bytes() if self.path.exists() else None
+        self.records_before = self.records()
         runnc("install", f"--{self.engine}", "--config", f"{self.engine}={self.path}", *extra)
         after = self.path.read_bytes() if self.path.exists() else None
         self.changed = after != self.installed
 
-    def uninstall(self, *extra: str) -> None:
+    def uninstall(self) -> None:
         """Undo install (only if it changed anything), check the round trip, then put the
         file back as it was before the fixture."""
         try:
@@ -120,6 +126,9 @@ class Registration:
                 now = self.path.read_bytes() if self.path.exists() else None
                 assert now == self.installed, f"{self.path}: install/uninstall not byte-identical"
         finally:
+            if self.changed:  # a failed uninstall must not leave install's records behind
+                for record in self.records() - self.records_before:
+                    record.unlink()
             if self.changed or self.seeded:
                 if self.before is None:
                     self.path.unlink(missing_ok=True)
@@ -136,10 +145,6 @@ class Registration:
     @classmethod
     def of(cls, engine: str, path: Path) -> Registration:
         return cls(engine, path, path.read_bytes() if path.exists() else None)
-
-
-def _registered_in(path: Path, probe: Callable[[str], bool]) -> bool:
-    return path.exists() and probe(path.read_text())
 
 
 class EngineLock:
