@@ -113,7 +113,8 @@ def _read_chain(pid: int, where: str) -> tuple[bytes, ...]:
             if exc.errno == errno.EINVAL and index == 0:
                 break  # not in filter mode: no filters to read
             if exc.errno == errno.EMEDIUMTYPE:
-                raise RunncError("this process is under seccomp itself", where=where) from exc
+                raise RunncError("the kernel kept no copy of this filter (it needs "
+                                 "CONFIG_CHECKPOINT_RESTORE)", where=where) from exc
             if exc.errno == errno.EACCES:
                 raise RunncError(
                     "reading seccomp filters needs CAP_SYS_ADMIN and an unfiltered auditor",
