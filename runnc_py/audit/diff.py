@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from runnc_py.audit import intervals as iv
 from runnc_py.audit import names
 from runnc_py.audit import program as bpf
-from runnc_py.audit.rules import ENUMERATE_LIMIT, merge_conditions
+from runnc_py.audit.rules import merge_conditions, nr_keys, syscall_label
 from runnc_py.audit.semantics import Semantics, action_of, overlap, pairs_for
 from runnc_py.audit.symbolic import Path, render
 from runnc_py.errors import RunncError
@@ -26,6 +26,7 @@ class Difference:
     conditions: tuple[str, ...]
     left: str
     right: str
+    nr: int = 0  # the (first) syscall number, for ordering
 
 
 def _answer(path: Path) -> str:
@@ -58,19 +59,15 @@ def differences(left: Semantics, right: Semantics) -> list[Difference]:
             region = Path(both[0], both[1], pa.ret)
             arch_token = iv.single(region.ranges[bpf.ARCH])
             arch = names.arch_label(arch_token) if arch_token is not None else _arches(region)
-            nrs = region.ranges[bpf.NR]
-            listed = iv.values(nrs, ENUMERATE_LIMIT)
-            for key in (listed if listed is not None else list(nrs)):
+            for key in nr_keys(region.ranges[bpf.NR]):
                 grouped[(arch, key, a, b)].append(region)
     out = []
     for (arch, key, a, b), regions in grouped.items():
-        if isinstance(key, int):
-            syscall = names.label(_token(arch) or names.NATIVE, key)
-        else:
-            syscall = f"#{key[0]}..#{key[1]}"
+        syscall = syscall_label(_token(arch) or names.NATIVE, key)
+        nr = key if isinstance(key, int) else key[0]
         for conds in merge_conditions(regions, syscall):
-            out.append(Difference(arch, syscall, conds, a, b))
-    out.sort(key=lambda d: (d.arch != "x86_64", d.arch, d.syscall, d.conditions))
+            out.append(Difference(arch, syscall, conds, a, b, nr))
+    out.sort(key=lambda d: (d.arch != "x86_64", d.arch, d.nr, d.conditions))
     return out
 
 

@@ -94,6 +94,8 @@ def describe(name: str, a: Intervals, full: int = U32) -> str:
             return f"{name} >= {_num(lo)}"
         return f"{name} in [{_num(lo)}, {_num(hi)}]"
     missing = complement(a, full)
+    if size(missing) == 1:
+        return f"{name} != {_num(missing[0][0])}"
     if size(missing) <= 8:
         listed = values(missing, 8) or []
         return f"{name} not in {{{', '.join(_num(v) for v in listed)}}}"

@@ -13,6 +13,7 @@ from runnc_py.errors import RunncError
 
 NATIVE = bpf.AUDIT_ARCH_X86_64
 X32_TOKEN = 0x4000003E  # libseccomp's SCMP_ARCH_X32
+X32_LAST = bpf.X32_SYSCALL_BIT + 0xFFFF  # beyond: not an x32 number, just a large one
 SCAN_LIMIT = 1024  # syscall numbers below this are scanned for names (x86_64 ends near 460)
 
 
@@ -40,11 +41,10 @@ def name_of(arch: int, nr: int) -> str | None:
 def label(arch: int, nr: int) -> str:
     """`write`, `x32:write`, or `#999` when libseccomp knows no name."""
     name = name_of(arch, nr)
+    x32 = arch == NATIVE and nr & bpf.X32_SYSCALL_BIT and nr <= X32_LAST
     if name is None:
-        return f"#{nr}"
-    if arch == NATIVE and nr & bpf.X32_SYSCALL_BIT:
-        return f"x32:{name}"
-    return name
+        return f"x32:#{nr & ~bpf.X32_SYSCALL_BIT}" if x32 else f"#{nr}"
+    return f"x32:{name}" if x32 else name
 
 
 @functools.cache

@@ -16,7 +16,8 @@ from runnc_py.audit.symbolic import Path, render
 
 NATIVE_NR: iv.Intervals = ((0, bpf.X32_SYSCALL_BIT - 1),)
 X32_NR: iv.Intervals = ((bpf.X32_SYSCALL_BIT, iv.U32),)
-ENUMERATE_LIMIT = 2048  # a rule covering more syscall numbers is shown as a range
+ENUMERATE_LIMIT = 2048  # syscall numbers listed one by one in a rule, at most...
+RUN_LIMIT = 64  # ...and beyond that, runs this long or longer are shown as a range
 X32_MIRRORS = "the x86_64 rules' syscalls and actions, no others (arguments on 32 bits)"
 
 ARG_NAMES: dict[str, tuple[str, ...]] = {
@@ -143,18 +144,13 @@ def _rules(paths: list[Path], default: str, window: iv.Intervals, arch: int) -> 
         nrs = iv.intersect(p.ranges[bpf.NR], window)
         if action == default and (_plain(p) or not nrs):
             continue
-        listed = iv.values(nrs, ENUMERATE_LIMIT)
-        keys: list[int | tuple[int, int]] = list(listed) if listed is not None else list(nrs)
-        for key in keys:
+        for key in nr_keys(nrs):
             grouped[(key, action)].append(p)
     out = []
     for (key, action), group in grouped.items():
         if action == default:
             continue
-        if isinstance(key, int):
-            syscall, nr = names.label(arch, key), key
-        else:
-            syscall, nr = f"#{key[0]}..#{key[1]}", None
+        syscall, nr = syscall_label(arch, key), key if isinstance(key, int) else None
         for conds in merge_conditions(group, syscall):
             out.append(Rule(action=action, syscall=syscall, nr=nr, conditions=conds))
     out.sort(key=lambda r: (r.action, r.nr if r.nr is not None else 1 << 40, r.conditions))
@@ -163,6 +159,22 @@ def _rules(paths: list[Path], default: str, window: iv.Intervals, arch: int) -> 
 
 MERGE_LIMIT = 96  # regions per syscall and action merged pairwise (quadratic); more: listed
 SHOW_LIMIT = 64  # regions listed per syscall and action; the rest counted
+
+
+def nr_keys(nrs: iv.Intervals) -> list[int | tuple[int, int]]:
+    """Syscall numbers one by one, except long runs (shown as `#lo..#hi`)."""
+    if iv.size(nrs) <= ENUMERATE_LIMIT:
+        return [v for lo, hi in nrs for v in range(lo, hi + 1)]
+    out: list[int | tuple[int, int]] = []
+    for lo, hi in nrs:
+        out += range(lo, hi + 1) if hi - lo < RUN_LIMIT else [(lo, hi)]
+    return out
+
+
+def syscall_label(arch: int, key: int | tuple[int, int]) -> str:
+    if isinstance(key, int):
+        return names.label(arch, key)
+    return f"#{key[0]}..#{key[1]}"
 
 
 def merge_conditions(paths: list[Path], syscall: str) -> list[tuple[str, ...]]:
