@@ -152,6 +152,8 @@ def _read_json(store: Store, name: str, where: str, digest: str | None = None) -
         return json.loads(data)
     except ValueError as exc:
         raise RunncError(f"{name} is not valid JSON: {exc}", where=where) from None
+    except RecursionError:  # the C scanner stops at the interpreter's recursion limit
+        raise RunncError(f"{name} is nested too deep", where=where) from None
 
 
 def _blob_name(digest: Any, where: str) -> str:

@@ -186,3 +186,10 @@ def test_a_big_plain_tar_is_a_layer_without_indexing_it_whole(tmp_path: Path) ->
         info.size = len(text)
         tf.addfile(info, io.BytesIO(text))
     assert detect(path).kind == "tar"
+
+
+def test_deeply_nested_image_json_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (tmp_path / "index.json").write_text('{"manifests":' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(RunncError, match=r"index\.json is nested too deep"):
+        detect(tmp_path)
