@@ -23,10 +23,14 @@ users in docs/engines.md):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from runnc_py.errors import RunncError
+
+# Nothing heavier than os on `create`'s path (no dataclasses, typing or collections.abc:
+# see runnc_py/record.py and tests/unit/test_import_budget.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 PREFIX = "org.runnc-py."  # runnc_py.oci.plan.PREFIX (not imported: plan imports this module)
 MOUNTS_KEY = PREFIX + "mounts"
@@ -44,18 +48,31 @@ ENGINE_PLUMBING = (
 BIND_OPTIONS = ("bind", "rbind")
 
 
-@dataclass(frozen=True)
 class EngineFile:
     """A file the engine manages, to be written into the guest's root filesystem image."""
 
-    source: str  # host path (the engine's per-container copy)
-    destination: str  # absolute path inside the image: one of ENGINE_FILES
+    __slots__ = ("destination", "source")
+
+    def __init__(self, source: str, destination: str) -> None:
+        self.source = source  # host path (the engine's per-container copy)
+        self.destination = destination  # absolute path inside the image: one of ENGINE_FILES
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EngineFile):
+            return NotImplemented
+        return (self.source, self.destination) == (other.source, other.destination)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.destination))
+
+    def __repr__(self) -> str:
+        return f"EngineFile({self.source!r}, {self.destination!r})"
 
 
 def is_bind(mount: Mapping[str, object]) -> bool:
     options = mount.get("options") or ()
     return mount.get("type") == "bind" or (
-        isinstance(options, Sequence) and any(o in BIND_OPTIONS for o in options)
+        isinstance(options, (list, tuple)) and any(o in BIND_OPTIONS for o in options)
     )
 
 
@@ -75,7 +92,7 @@ def plan_mounts(mounts: Sequence[object], annotations: Mapping[str, str]) -> tup
     refuse = _mode(annotations) == "refuse"
     files: dict[str, EngineFile] = {}
     for i, mount in enumerate(mounts):
-        if not isinstance(mount, Mapping) or not is_bind(mount):
+        if not isinstance(mount, dict) or not is_bind(mount):  # config.json: JSON objects
             continue
         destination = os.path.normpath(str(mount.get("destination") or "/"))
         source = mount.get("source")
