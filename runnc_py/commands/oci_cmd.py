@@ -277,7 +277,7 @@ def update(
             raise RunncError(
                 f"cannot read: {exc.strerror}", where=f"--resources {resources}"
             ) from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise RunncError(f"not valid JSON: {exc}", where=f"--resources {resources}") from None
         if not isinstance(limits, dict):
             raise RunncError("must be a JSON object", where=f"--resources {resources}")

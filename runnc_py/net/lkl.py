@@ -188,7 +188,7 @@ def validate_lkl_json(text: str, dialect: str = "nabla") -> None:
         raise RunncError(f"{size} bytes; the guest reads at most {SIZE_MAX}", where=where)
     try:
         config = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (ValueError, _DuplicateKey) as exc:
+    except (ValueError, RecursionError, _DuplicateKey) as exc:
         raise RunncError(f"not valid JSON: {exc}", where=where) from None
     if not isinstance(config, dict):
         raise RunncError("the top level must be a JSON object", where=where)

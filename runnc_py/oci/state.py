@@ -504,7 +504,7 @@ class Store:
             ) from None
         try:
             data = fastjson.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than the parser's stack
             raise RunncError(
                 f"corrupt state file {path}: `delete --force` removes it", where=container_id
             ) from None

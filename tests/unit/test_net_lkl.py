@@ -215,3 +215,8 @@ def test_validation_checks_masklen_per_dialect(dialect: str, masklen: str, ok: b
     else:
         with pytest.raises(RunncError, match=r"masklen|prefix length"):
             validate_lkl_json(text, dialect)
+
+
+def test_deeply_nested_json_is_one_line_not_a_crash() -> None:
+    with pytest.raises(RunncError, match="not valid JSON"):
+        validate_lkl_json("[" * 4000)

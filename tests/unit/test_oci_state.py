@@ -139,3 +139,10 @@ def test_missing_state_file_and_delegate_ids(tmp_path: Path) -> None:
     assert store.ids() == ["c1"]  # the delegate's directory is not a container
     with pytest.raises(RunncError, match="delegated"):
         store.make_dir("d1")
+
+
+def test_deeply_nested_state_is_corrupt_not_a_crash(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    Path(store.make_dir("c1"), "state.json").write_text("[" * 200_000)
+    with pytest.raises(RunncError, match="corrupt state file"):
+        store.load("c1")
