@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from runnc_py.errors import RunncError
+from runnc_py.strictnum import is_decimal
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MIN_MTU, MAX_MTU = 68, 65535  # IPv4's minimum, and the netlink u16 a Solo5 manifest carries
@@ -284,7 +285,7 @@ def address_from_text(text: Any, where: str, family: int | None = None) -> Addre
         raise RunncError(f"{addr_text!r} is not an IP address", where=where) from None
     if family is not None and addr.version != family:
         raise RunncError(f"{text!r} is not an IPv{family} address", where=where)
-    if not plen_text.isdigit() or int(plen_text) > addr.max_prefixlen:
+    if not is_decimal(plen_text) or int(plen_text) > addr.max_prefixlen:
         raise RunncError(f"{plen_text!r} is not a prefix length for {addr_text}", where=where)
     return Address(str(addr), int(plen_text))
 

@@ -286,3 +286,11 @@ def test_bad_wired_records_name_the_field(mutate: Any, where: str) -> None:
     with pytest.raises(RunncError) as err:
         WiredNetwork.from_dict(data)
     assert err.value.where == where
+
+
+@pytest.mark.parametrize("plen", ["２４", "+24", " 24", "24 ", "0x18", ""])
+def test_prefix_length_is_ascii_digits_only(plen: str) -> None:
+    from runnc_py.net.facts import address_from_text
+
+    with pytest.raises(RunncError, match="is not a prefix length"):
+        address_from_text(f"10.0.0.1/{plen}", "where")
