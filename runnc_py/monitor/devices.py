@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import struct
-from dataclasses import dataclass
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord
 
 TUNSETIFF = 0x400454CA
 SIOCGIFMTU = 0x8921
@@ -22,30 +21,41 @@ IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
 DEFAULT_BLOCK_SIZE = 512
 DEFAULT_MTU = 1500
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
-@dataclass(frozen=True)
-class OpenNet:
+class OpenNet(FrozenRecord):
+    """A net device opened for the guest: its tap (or given fd), MAC and MTU."""
+
+    __slots__ = ("fd", "iface", "mac", "mtu", "name")
     name: str
     fd: int
     mac: bytes
     mtu: int
     iface: str
 
+    def __init__(self, name: str, fd: int, mac: bytes, mtu: int, iface: str) -> None:
+        self._set(name=name, fd=fd, mac=mac, mtu=mtu, iface=iface)
 
-@dataclass(frozen=True)
-class OpenBlock:
+
+class OpenBlock(FrozenRecord):
+    """A block device opened for the guest: its image fd, capacity and sector size."""
+
+    __slots__ = ("block_size", "capacity", "fd", "name", "path")
     name: str
     fd: int
     capacity: int
     block_size: int
     path: str
 
+    def __init__(self, name: str, fd: int, capacity: int, block_size: int, path: str) -> None:
+        self._set(name=name, fd=fd, capacity=capacity, block_size=block_size, path=path)
+
 
 def parse_mac(text: str, *, where: str) -> bytes:
     """`02:00:00:00:00:01` → 6 bytes; a multicast MAC cannot be a NIC's address."""
-    if not _MAC_RE.match(text):
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and _HEX_DIGITS.issuperset(p) for p in parts):
         raise RunncError(f"invalid MAC address {text!r}", where=where)
     mac = bytes(int(part, 16) for part in text.split(":"))
     if mac[0] & 1:

@@ -6,7 +6,6 @@ Called from the CLI's fast path (no click) and from the click command alike.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from runnc_py.monitor.tender_args import (
     USAGE,
@@ -15,6 +14,7 @@ from runnc_py.monitor.tender_args import (
     runc_exec_target,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from runnc_py.globals import Globals
 

@@ -8,19 +8,20 @@ guest. Callers may drop privileges between `prepare` and `boot`: the devices are
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from runnc_py.errors import RunncError
 from runnc_py.monitor.devices import OpenBlock, OpenNet, open_block, open_net
+from runnc_py.record import FrozenRecord, Record
 from runnc_py.unikernel.cache import load_unikernel_cached
 from runnc_py.unikernel.elf import Target
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, NoReturn, TypeAlias
+
     from runnc_py.monitor.hvt import PreparedHvt
     from runnc_py.sandbox.facts import DeviceFacts
     from runnc_py.unikernel.elf import UnikernelImage
@@ -36,22 +37,65 @@ MIN_FREE_BYTES = 256 * 1024
 MONITORS = ("auto", "spt", "hvt")
 
 
-@dataclass(frozen=True)
-class LaunchRequest:
+def _close_quietly(fds: list[int]) -> None:
+    for fd in fds:
+        try:  # noqa: SIM105 (contextlib costs the boot path ~2 ms)
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class LaunchRequest(FrozenRecord):
+    """What to boot and with what: the one input of check/prepare (`replace` derives others)."""
+
+    __slots__ = (
+        *("unikernel", "args", "mem_mb", "nets", "net_macs", "blocks", "block_sector_sizes"),
+        *("policy", "monitor", "x_exec_heap", "unikernel_fd", "block_fds"),
+    )
     unikernel: str
-    args: tuple[str, ...] = ()
-    mem_mb: int | None = None
-    nets: Mapping[str, str] = field(default_factory=dict)
-    net_macs: Mapping[str, str] = field(default_factory=dict)
-    blocks: Mapping[str, str] = field(default_factory=dict)
-    block_sector_sizes: Mapping[str, int] = field(default_factory=dict)
-    policy: str | None = None
-    monitor: str = "auto"
-    x_exec_heap: bool = False
+    args: tuple[str, ...]
+    mem_mb: int | None
+    nets: Mapping[str, str]
+    net_macs: Mapping[str, str]
+    blocks: Mapping[str, str]
+    block_sector_sizes: Mapping[str, int]
+    policy: str | None
+    monitor: str
+    x_exec_heap: bool
     # Files already open (the OCI path opens rootfs paths once, oci/rootpath.py): then the
     # paths above only name them in messages and are never opened again.
-    unikernel_fd: int | None = None
-    block_fds: Mapping[str, int] = field(default_factory=dict)
+    unikernel_fd: int | None
+    block_fds: Mapping[str, int]
+
+    def __init__(
+        self,
+        unikernel: str,
+        args: tuple[str, ...] = (),
+        mem_mb: int | None = None,
+        nets: Mapping[str, str] | None = None,
+        net_macs: Mapping[str, str] | None = None,
+        blocks: Mapping[str, str] | None = None,
+        block_sector_sizes: Mapping[str, int] | None = None,
+        policy: str | None = None,
+        monitor: str = "auto",
+        x_exec_heap: bool = False,
+        unikernel_fd: int | None = None,
+        block_fds: Mapping[str, int] | None = None,
+    ) -> None:
+        self._set(
+            unikernel=unikernel,
+            args=args,
+            mem_mb=mem_mb,
+            nets={} if nets is None else nets,
+            net_macs={} if net_macs is None else net_macs,
+            blocks={} if blocks is None else blocks,
+            block_sector_sizes={} if block_sector_sizes is None else block_sector_sizes,
+            policy=policy,
+            monitor=monitor,
+            x_exec_heap=x_exec_heap,
+            unikernel_fd=unikernel_fd,
+            block_fds={} if block_fds is None else block_fds,
+        )
 
     def unikernel_source(self) -> str:
         """What to open to read the unikernel: its open fd when there is one."""
@@ -60,8 +104,7 @@ class LaunchRequest:
         return f"/proc/self/fd/{self.unikernel_fd}"
 
 
-@dataclass(frozen=True)
-class StartGate:
+class StartGate(FrozenRecord):
     """Hold a prepared guest at its last step until someone says start (oci/init.py).
 
     Once nothing can fail any more, the launcher writes "ok" to READY_FD and waits for "go"
@@ -71,16 +114,23 @@ class StartGate:
     hvt monitor does the same from its run loop (monitor/hvt.py).
     """
 
+    __slots__ = ("fifo_fd", "fifo_path", "go_fd", "ready_fd")
     ready_fd: int
     go_fd: int
     fifo_fd: int
     fifo_path: str
 
+    def __init__(self, ready_fd: int, go_fd: int, fifo_fd: int, fifo_path: str) -> None:
+        self._set(ready_fd=ready_fd, go_fd=go_fd, fifo_fd=fifo_fd, fifo_path=fifo_path)
 
-@dataclass
-class PreparedBoot:
+
+class PreparedBoot(Record):
     """An spt boot ready to go: every fd open, the filter compiled."""
 
+    __slots__ = (
+        *("image", "mem_size", "cmdline", "manifest", "bpf", "elf_fd", "epollfd", "timerfd"),
+        *("devices", "x_exec_heap"),
+    )
     image: UnikernelImage
     mem_size: int
     cmdline: bytes
@@ -92,15 +142,38 @@ class PreparedBoot:
     devices: GuestDevices
     x_exec_heap: bool
 
+    def __init__(
+        self,
+        *,
+        image: UnikernelImage,
+        mem_size: int,
+        cmdline: bytes,
+        manifest: bytes,
+        bpf: bytes,
+        elf_fd: int,
+        epollfd: int,
+        timerfd: int,
+        devices: GuestDevices,
+        x_exec_heap: bool,
+    ) -> None:
+        self.image = image
+        self.mem_size = mem_size
+        self.cmdline = cmdline
+        self.manifest = manifest
+        self.bpf = bpf
+        self.elf_fd = elf_fd
+        self.epollfd = epollfd
+        self.timerfd = timerfd
+        self.devices = devices
+        self.x_exec_heap = x_exec_heap
+
     def fds(self) -> list[int]:
         """Every fd the guest keeps (the ELF fd is closed by the launcher after loading)."""
         return [self.epollfd, self.timerfd, *self.devices.fds()]
 
     def close(self) -> None:
         self.devices.close()
-        for fd in (self.elf_fd, self.epollfd, self.timerfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_quietly([self.elf_fd, self.epollfd, self.timerfd])
 
 
 def guest_cmdline(args: tuple[str, ...] | list[str]) -> bytes:
@@ -205,9 +278,7 @@ def load_image(req: LaunchRequest) -> UnikernelImage:
     source = req.unikernel_source()
     image = load_unikernel_cached(source)
     if source != req.unikernel:
-        from dataclasses import replace
-
-        image = replace(image, path=req.unikernel)  # messages name the file, not the fd
+        image = image.replace(path=req.unikernel)  # messages name the file, not the fd
     return image
 
 
@@ -226,21 +297,29 @@ def check(req: LaunchRequest) -> UnikernelImage:
     return image
 
 
-@dataclass
-class GuestDevices:
+class GuestDevices(Record):
     """The host side of a guest's manifest devices, opened in the process that boots it."""
 
-    nets: list[OpenNet] = field(default_factory=list)
-    blocks: list[OpenBlock] = field(default_factory=list)
-    owned: list[int] = field(default_factory=list)  # fds we opened (not `@FD` ones we were given)
+    __slots__ = ("blocks", "nets", "owned")
+    nets: list[OpenNet]
+    blocks: list[OpenBlock]
+    owned: list[int]  # fds we opened (not `@FD` ones we were given)
+
+    def __init__(
+        self,
+        nets: list[OpenNet] | None = None,
+        blocks: list[OpenBlock] | None = None,
+        owned: list[int] | None = None,
+    ) -> None:
+        self.nets = [] if nets is None else nets
+        self.blocks = [] if blocks is None else blocks
+        self.owned = [] if owned is None else owned
 
     def fds(self) -> list[int]:
         return [*(n.fd for n in self.nets), *(b.fd for b in self.blocks)]
 
     def close(self) -> None:
-        for fd in self.owned:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_quietly(self.owned)
 
     def manifest(self, image: UnikernelImage) -> bytes:
         """The manifest as the guest must see it: every attached entry filled in."""
@@ -325,9 +404,7 @@ def prepare(req: LaunchRequest) -> Prepared:
         bpf = filter_program(policy, facts)
     except BaseException:
         devices.close()
-        for fd in opened:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_quietly(opened)
         raise
     return PreparedBoot(
         image=image,

@@ -10,10 +10,13 @@ Options stop at the unikernel path (or `--`); everything after it is the guest's
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.launch import LaunchRequest
+from runnc_py.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runnc_py.monitor.launch import LaunchRequest
 
 USAGE = """\
 Usage: runnc-py exec [OPTIONS] UNIKERNEL [--] [ARGS...]
@@ -52,23 +55,32 @@ _VALUED = {
 _FLAGS = {"--x-exec-heap": "x_exec_heap", "--net-auto": "net_auto"}
 
 
-@dataclass
-class ExecArgs:
-    unikernel: str = ""
-    args: list[str] = field(default_factory=list)
-    mem: str | None = None
-    policy: str | None = None
-    monitor: str = "auto"
-    nets: dict[str, str] = field(default_factory=dict)
-    net_macs: dict[str, str] = field(default_factory=dict)
-    blocks: dict[str, str] = field(default_factory=dict)
-    block_sector_sizes: dict[str, str] = field(default_factory=dict)
-    x_exec_heap: bool = False
-    net_auto: bool = False
-    net_config: str = "solo5-cmdline"
-    help: bool = False
+class ExecArgs(Record):
+    """`runnc-py exec`'s options as parsed, before any check (parse_exec_args fills them in)."""
+
+    __slots__ = (
+        *("unikernel", "args", "mem", "policy", "monitor", "nets", "net_macs", "blocks"),
+        *("block_sector_sizes", "x_exec_heap", "net_auto", "net_config", "help"),
+    )
+
+    def __init__(self) -> None:
+        self.unikernel = ""
+        self.args: list[str] = []
+        self.mem: str | None = None
+        self.policy: str | None = None
+        self.monitor = "auto"
+        self.nets: dict[str, str] = {}
+        self.net_macs: dict[str, str] = {}
+        self.blocks: dict[str, str] = {}
+        self.block_sector_sizes: dict[str, str] = {}
+        self.x_exec_heap = False
+        self.net_auto = False
+        self.net_config = "solo5-cmdline"
+        self.help = False
 
     def request(self) -> LaunchRequest:
+        from runnc_py.monitor.launch import LaunchRequest
+
         return LaunchRequest(
             unikernel=self.unikernel,
             args=tuple(self.args),

@@ -18,9 +18,10 @@ See docs/net.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # not `typing`: create imports this package for every container
 if TYPE_CHECKING:
+    from typing import Any
+
     from runnc_py.net.config import CONFIG_ANNOTATION, CONFIG_KINDS, config_kind, guest_config
     from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route
     from runnc_py.net.naming import guest_device_name, tap_name

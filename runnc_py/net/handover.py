@@ -17,13 +17,13 @@ left is building the request, and that unwires before raising.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from runnc_py.monitor.launch import LaunchRequest
     from runnc_py.net.cmdline import GuestLine
     from runnc_py.net.store import NetRecord
@@ -32,12 +32,15 @@ if TYPE_CHECKING:
 PROC_NET_DEV = "/proc/self/net/dev"  # per network namespace: the reader's own
 
 
-@dataclass(frozen=True)
-class Handover:
+class Handover(FrozenRecord):
     """What `hand_over` did: the request that attaches the taps, and the record to keep."""
 
+    __slots__ = ("record", "request")
     request: LaunchRequest
     record: NetRecord
+
+    def __init__(self, request: LaunchRequest, record: NetRecord) -> None:
+        self._set(request=request, record=record)
 
 
 def free_net_devices(manifest: Manifest, attached: Iterable[str]) -> tuple[str, ...]:
@@ -95,6 +98,8 @@ def hand_over(
     `delete` can undo), and a stale half-wiring of a dead `create` under the same root is
     repaired first (runnc_py.net.repair).
     """
+    from dataclasses import replace  # the wiring's own records (net/wired.py) are dataclasses
+
     from runnc_py.net.cmdline import GuestLine, guest_words
     from runnc_py.net.config import guest_config
     from runnc_py.net.read import read_facts
@@ -130,8 +135,7 @@ def hand_over(
             ),
         )
         nics = dict(zip(used, wired.devices, strict=True))
-        request = replace(
-            req,
+        request = req.replace(
             nets={**req.nets, **{name: nic.tap for name, nic in nics.items()}},
             # An explicit MAC (annotation, --net-mac) wins: the user asked for it.
             net_macs={**{name: nic.mac for name, nic in nics.items()}, **req.net_macs},

@@ -22,14 +22,15 @@ in `create` before the init is forked; `wire_network` runs in the init.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from runnc_py.errors import RunncError
 from runnc_py.oci.plan import PREFIX, resolve_in_root
+from runnc_py.record import FrozenRecord
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from runnc_py.monitor.launch import LaunchRequest
     from runnc_py.net.cmdline import GuestLine
     from runnc_py.oci.mounts import EngineFile
@@ -52,26 +53,42 @@ PENDING_TAP = "(wired at create)"
 RESOLV_CONF = "/etc/resolv.conf"
 
 
-@dataclass(frozen=True)
-class AutoDevices:
+class AutoDevices(FrozenRecord):
     """What `create` attaches besides the annotations' devices."""
 
-    rootfs_device: str | None = None  # block device to get the rootfs image
-    rootfs_size: int | None = None
-    rootfs_headroom: int | None = None
-    nets: tuple[str, ...] = ()  # network devices to wire in the init, manifest order
-    net_kind: str = "none"  # guest configuration when wiring happens
+    __slots__ = ("net_kind", "nets", "rootfs_device", "rootfs_headroom", "rootfs_size")
+    rootfs_device: str | None  # block device to get the rootfs image
+    rootfs_size: int | None
+    rootfs_headroom: int | None
+    nets: tuple[str, ...]  # network devices to wire in the init, manifest order
+    net_kind: str  # guest configuration when wiring happens
+
+    def __init__(
+        self,
+        rootfs_device: str | None = None,
+        rootfs_size: int | None = None,
+        rootfs_headroom: int | None = None,
+        nets: tuple[str, ...] = (),
+        net_kind: str = "none",
+    ) -> None:
+        self._set(
+            rootfs_device=rootfs_device,
+            rootfs_size=rootfs_size,
+            rootfs_headroom=rootfs_headroom,
+            nets=nets,
+            net_kind=net_kind,
+        )
 
     def with_rootfs(self, req: LaunchRequest, image: str | None) -> LaunchRequest:
         if self.rootfs_device is None or image is None:
             return req
-        return replace(req, blocks={**req.blocks, self.rootfs_device: image})
+        return req.replace(blocks={**req.blocks, self.rootfs_device: image})
 
     def check_request(self, req: LaunchRequest) -> LaunchRequest:
         """REQ with the still-unwired network devices attached to placeholders (for check)."""
         if not self.nets:
             return req
-        return replace(req, nets={**req.nets, **dict.fromkeys(self.nets, PENDING_TAP)})
+        return req.replace(nets={**req.nets, **dict.fromkeys(self.nets, PENDING_TAP)})
 
 
 def plan_auto_devices(
@@ -205,18 +222,40 @@ def remove_rootfs_copy(path: str, creator: int) -> None:
 # ---------------------------------------------------------------------------- network
 
 
-@dataclass(frozen=True)
-class NetworkJob:
+class NetworkJob(FrozenRecord):
     """What the init needs to hand the container's network to the guest."""
 
+    __slots__ = ("group", "kind", "line", "names", "netns", "owner", "resolv_conf", "state_dir")
     names: tuple[str, ...]  # free manifest network devices
     kind: str
     state_dir: str  # where net.json goes
-    netns: str | None = None  # the namespace path from config.json; None: the init's own
-    resolv_conf: str | None = None
-    owner: int | None = None
-    group: int | None = None
-    line: GuestLine | None = None  # the guest's words before encoding (None: the request's)
+    netns: str | None  # the namespace path from config.json; None: the init's own
+    resolv_conf: str | None
+    owner: int | None
+    group: int | None
+    line: GuestLine | None  # the guest's words before encoding (None: the request's)
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        kind: str,
+        state_dir: str,
+        netns: str | None = None,
+        resolv_conf: str | None = None,
+        owner: int | None = None,
+        group: int | None = None,
+        line: GuestLine | None = None,
+    ) -> None:
+        self._set(
+            names=names,
+            kind=kind,
+            state_dir=state_dir,
+            netns=netns,
+            resolv_conf=resolv_conf,
+            owner=owner,
+            group=group,
+            line=line,
+        )
 
 
 def guest_line(spec: Spec, plan: UnikernelPlan | None = None) -> GuestLine:
@@ -240,7 +279,7 @@ def resolv_conf_path(spec: Spec) -> str | None:
     The rootfs's is resolved inside the rootfs (no symlink leads out of it).
     """
     for mount in reversed(spec.raw.get("mounts") or ()):
-        if not isinstance(mount, Mapping) or mount.get("destination") != RESOLV_CONF:
+        if not isinstance(mount, dict) or mount.get("destination") != RESOLV_CONF:
             continue
         source = mount.get("source")
         if isinstance(source, str) and os.path.isabs(source) and os.path.isfile(source):

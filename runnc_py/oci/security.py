@@ -19,11 +19,14 @@ from __future__ import annotations
 import errno
 import os
 import resource
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 # OCI rlimit names -> Linux resource numbers. Python's `resource` lacks a few (RLIMIT_LOCKS);
 # the fallbacks are the asm-generic numbers that x86_64 and aarch64 use.
@@ -62,22 +65,47 @@ _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
-@dataclass(frozen=True)
-class ProcessSecurity:
+class ProcessSecurity(FrozenRecord):
     """What the init process becomes before the guest runs."""
 
-    uid: int = 0
-    gid: int = 0
-    additional_gids: tuple[int, ...] = ()
+    __slots__ = (
+        *("uid", "gid", "additional_gids", "rlimits", "no_new_privileges", "umask"),
+        "oom_score_adj",
+    )
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...]
     # (resource, soft, hard); unlimited is resource.RLIM_INFINITY, ready for setrlimit.
-    rlimits: tuple[tuple[int, int, int], ...] = ()
-    no_new_privileges: bool = True
-    umask: int | None = None
-    oom_score_adj: int | None = None
+    rlimits: tuple[tuple[int, int, int], ...]
+    no_new_privileges: bool
+    umask: int | None
+    oom_score_adj: int | None
+
+    def __init__(
+        self,
+        uid: int = 0,
+        gid: int = 0,
+        additional_gids: tuple[int, ...] = (),
+        rlimits: tuple[tuple[int, int, int], ...] = (),
+        no_new_privileges: bool = True,
+        umask: int | None = None,
+        oom_score_adj: int | None = None,
+    ) -> None:
+        self._set(
+            uid=uid,
+            gid=gid,
+            additional_gids=additional_gids,
+            rlimits=rlimits,
+            no_new_privileges=no_new_privileges,
+            umask=umask,
+            oom_score_adj=oom_score_adj,
+        )
 
 
 def plan_process_security(process: Mapping[str, Any]) -> ProcessSecurity:
     """Validate the OCI `process` object; errors name the JSON path of the bad value."""
+    from collections.abc import Mapping  # create's planning only: `exec` never gets here
+
     if not isinstance(process, Mapping):
         raise RunncError("must be an object", where="process")
     user = process.get("user") or {}
@@ -129,6 +157,8 @@ def _id(value: Any, where: str) -> int:
 
 
 def _rlimits(raw: Any) -> tuple[tuple[int, int, int], ...]:
+    from collections.abc import Mapping
+
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -215,16 +245,15 @@ def drop_capabilities() -> None:
     The bounding set is emptied when we may (CAP_SETPCAP); a caller without it has no
     capabilities to lose, and NO_NEW_PRIVS keeps it from gaining any.
     """
-    import ctypes
-
     import prctl
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    # No ctypes here unless needed (~2 ms of every `exec`): libc's prctl is only for what
+    # python-prctl cannot do, see _drop_bounding_set and _clear_capability_sets.
     before = parse_status(_read_proc("/proc/self/status"))
     drop_bounding = int(before.get("CapEff", "0"), 16) >> CAP_SETPCAP & 1 == 1
     if drop_bounding:
-        _step("drop the capability bounding set", "exec", _drop_bounding_set, prctl, libc)
-    _clear_capability_sets(prctl, libc, True, where="exec")
+        _step("drop the capability bounding set", "exec", _drop_bounding_set, prctl, None)
+    _clear_capability_sets(prctl, None, True, where="exec")
     _step("change directory to /", "exec", os.chdir, "/")
     after = parse_status(_read_proc("/proc/self/status"))
     keys = CAP_SETS if drop_bounding else tuple(k for k in CAP_SETS if k != "CapBnd")
@@ -234,9 +263,14 @@ def drop_capabilities() -> None:
 
 
 def _clear_capability_sets(
-    prctl: Any, libc: Any, no_new_privileges: bool, where: str = "process"
+    prctl: Any, libc: Any | None, no_new_privileges: bool, where: str = "process"
 ) -> None:
-    """Empty the permitted, effective, inheritable and ambient sets; set NO_NEW_PRIVS."""
+    """Empty the permitted, effective, inheritable and ambient sets; set NO_NEW_PRIVS.
+
+    LIBC None: load it only if the ambient set is still not empty. The kernel clears an
+    ambient capability as soon as it leaves permitted or inheritable, so after the capset
+    below it normally is; the explicit clear stays for kernels that behave otherwise.
+    """
     # uid 0 keeps its capabilities across setresuid: empty every set explicitly. One capset
     # call, because effective must stay a subset of permitted at every step.
     _step(
@@ -245,7 +279,10 @@ def _clear_capability_sets(
         prctl.set_caps,
         (prctl.ALL_CAPS, (prctl.CAP_EFFECTIVE, prctl.CAP_PERMITTED, prctl.CAP_INHERITABLE), False),
     )
-    _step("clear the ambient capabilities", where, _clear_ambient, libc)
+    if libc is None and _ambient_left():
+        libc = _libc()
+    if libc is not None:
+        _step("clear the ambient capabilities", where, _clear_ambient, libc)
     if no_new_privileges:
         _step("set NO_NEW_PRIVS", where, prctl.set_no_new_privs, True)
 
@@ -278,13 +315,25 @@ def _show_limit(value: int) -> str:
     return "unlimited" if value == resource.RLIM_INFINITY else str(value)
 
 
-def _drop_bounding_set(prctl: Any, libc: Any) -> None:
+def _drop_bounding_set(prctl: Any, libc: Any | None) -> None:
+    """LIBC None: load it only for a capability newer than python-prctl."""
     known = max(prctl.ALL_CAPS)
     for cap in range(_last_cap() + 1):
         if cap <= known:
             prctl.capbset_drop(cap)
         else:  # a capability newer than python-prctl: ask the kernel directly
+            libc = libc if libc is not None else _libc()
             _libc_prctl(libc, _PR_CAPBSET_DROP, cap)
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _ambient_left() -> bool:
+    return int(parse_status(_read_proc("/proc/self/status")).get("CapAmb", "0"), 16) != 0
 
 
 def _clear_ambient(libc: Any) -> None:

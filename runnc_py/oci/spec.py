@@ -8,13 +8,16 @@ error names the JSON path (`config.json: process.args[0]`) so a user can find th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.oci import fastjson
+from runnc_py.record import FrozenRecord
 from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 HOOK_KINDS = (
     "prestart",
@@ -38,14 +41,23 @@ MAX_ANNOTATIONS = 4096
 MAX_HOOK_TIMEOUT = (1 << 31) - 1  # seconds; poll(2) and friends take a C int
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(FrozenRecord):
     """One OCI hook: `path` is run with argv `args` (args[0] is argv[0]) and `env`."""
 
+    __slots__ = ("args", "env", "path", "timeout")
     path: str
-    args: tuple[str, ...] = ()
-    env: tuple[str, ...] | None = None  # None: inherit the runtime's environment
-    timeout: int | None = None  # seconds
+    args: tuple[str, ...]
+    env: tuple[str, ...] | None  # None: inherit the runtime's environment
+    timeout: int | None  # seconds
+
+    def __init__(
+        self,
+        path: str,
+        args: tuple[str, ...] = (),
+        env: tuple[str, ...] | None = None,
+        timeout: int | None = None,
+    ) -> None:
+        self._set(path=path, args=args, env=env, timeout=timeout)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path}
@@ -58,29 +70,69 @@ class Hook:
         return out
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(FrozenRecord):
+    """One `linux.namespaces` entry: its type and, to join one, its path."""
+
+    __slots__ = ("path", "type")
     type: str
-    path: str | None = None
+    path: str | None
+
+    def __init__(self, type: str, path: str | None = None) -> None:
+        self._set(type=type, path=path)
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(FrozenRecord):
     """The typed view of config.json."""
 
+    __slots__ = (
+        *("oci_version", "root_path", "args", "env", "terminal", "hostname", "annotations"),
+        *("hooks", "namespaces", "resources", "cgroups_path", "process", "raw"),
+    )
     oci_version: str
     root_path: str  # absolute (relative paths are resolved against the bundle)
     args: tuple[str, ...]
-    env: tuple[str, ...] = ()
-    terminal: bool = False
-    hostname: str | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    hooks: Mapping[str, tuple[Hook, ...]] = field(default_factory=dict)
-    namespaces: tuple[Namespace, ...] = ()
-    resources: Mapping[str, Any] = field(default_factory=dict)
-    cgroups_path: str | None = None
-    process: Mapping[str, Any] = field(default_factory=dict)  # raw, for process security
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    env: tuple[str, ...]
+    terminal: bool
+    hostname: str | None
+    annotations: Mapping[str, str]
+    hooks: Mapping[str, tuple[Hook, ...]]
+    namespaces: tuple[Namespace, ...]
+    resources: Mapping[str, Any]
+    cgroups_path: str | None
+    process: Mapping[str, Any]  # raw, for process security
+    raw: Mapping[str, Any]
+
+    def __init__(
+        self,
+        oci_version: str,
+        root_path: str,
+        args: tuple[str, ...],
+        env: tuple[str, ...] = (),
+        terminal: bool = False,
+        hostname: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+        hooks: Mapping[str, tuple[Hook, ...]] | None = None,
+        namespaces: tuple[Namespace, ...] = (),
+        resources: Mapping[str, Any] | None = None,
+        cgroups_path: str | None = None,
+        process: Mapping[str, Any] | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._set(
+            oci_version=oci_version,
+            root_path=root_path,
+            args=args,
+            env=env,
+            terminal=terminal,
+            hostname=hostname,
+            annotations={} if annotations is None else annotations,
+            hooks={} if hooks is None else hooks,
+            namespaces=namespaces,
+            resources={} if resources is None else resources,
+            cgroups_path=cgroups_path,
+            process={} if process is None else process,
+            raw={} if raw is None else raw,
+        )
 
     @property
     def memory_limit(self) -> int | None:

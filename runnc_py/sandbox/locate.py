@@ -7,12 +7,17 @@ file, and key its compiled-program cache on that file, without importing the par
 from __future__ import annotations
 
 import os
-import site
 import sys
 
 from runnc_py.errors import RunncError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 __all__ = ["find_policy", "policy_dirs"]
+
+_SHARE = os.path.join("share", "runnc-py", "policies")
 
 
 def policy_dirs() -> list[str]:
@@ -22,13 +27,20 @@ def policy_dirs() -> list[str]:
     wheel ships the same files under `<prefix>/share/runnc-py/policies` (pyproject data-files),
     the prefix being the environment's or, for `pip install --user`, the user base.
     """
-    share = os.path.join("share", "runnc-py", "policies")
-    dirs = [os.path.join(sys.prefix, share), os.path.join(site.getuserbase(), share)]
+    return list(_dirs())
+
+
+def _dirs() -> Iterator[str]:
+    """policy_dirs() one at a time: the user base, last, is only worked out when reached
+    (it needs the `site` module, which the boot path does not otherwise import)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     # Only a real checkout: in site-packages, the grandparent's policies/ could be another's.
     if os.path.isfile(os.path.join(root, "pyproject.toml")):
-        dirs.insert(0, os.path.join(root, "policies"))
-    return dirs
+        yield os.path.join(root, "policies")
+    yield os.path.join(sys.prefix, _SHARE)
+    import site
+
+    yield os.path.join(site.getuserbase(), _SHARE)
 
 
 def find_policy(name_or_path: str) -> str:
@@ -39,9 +51,9 @@ def find_policy(name_or_path: str) -> str:
         return name_or_path
     if not name_or_path or not name_or_path.replace("-", "").replace("_", "").isalnum():
         raise RunncError(f"invalid policy name {name_or_path!r}")
-    dirs = policy_dirs()
-    for directory in dirs:
+    for directory in _dirs():
         candidate = os.path.join(directory, f"{name_or_path}.toml")
         if os.path.isfile(candidate):
             return candidate
-    raise RunncError(f"policy {name_or_path!r} not found (looked in {', '.join(dirs)})")
+    looked = ", ".join(policy_dirs())
+    raise RunncError(f"policy {name_or_path!r} not found (looked in {looked})")

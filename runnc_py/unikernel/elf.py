@@ -28,14 +28,12 @@ only range-checked, never read.
 
 from __future__ import annotations
 
-import enum
 import os
 import stat
 import struct
-from dataclasses import dataclass
-from typing import IO, Any, NamedTuple
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord, NamedInt
 from runnc_py.unikernel.manifest import Manifest, parse_manifest
 from runnc_py.unikernel.notes import (
     ABI1_NOTE_TYPE,
@@ -43,6 +41,10 @@ from runnc_py.unikernel.notes import (
     RawNote,
     iter_notes,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 PAGE_SIZE = 0x1000
 MIN_LOAD_ADDR = 0x100000  # SPT_GUEST_MIN_BASE and HVT_GUEST_MIN_BASE
@@ -63,7 +65,7 @@ _EM_NAMES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 _HOST_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
-class Target(enum.IntEnum):
+class Target(NamedInt):
     """`enum abi_target`: the Solo5 target a unikernel was built for."""
 
     HVT = 1
@@ -77,15 +79,18 @@ SUPPORTED_ABI: dict[Target, tuple[int, ...]] = {Target.SPT: (1, 2), Target.HVT: 
 _OTHER_TARGETS = {3: "virtio", 4: "muen", 5: "genode", 6: "xen"}
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(FrozenRecord):
     """A PT_LOAD segment to map: guest address, file bytes, memory size and p_flags."""
 
+    __slots__ = ("filesz", "flags", "memsz", "offset", "vaddr")
     vaddr: int
     offset: int
     filesz: int
     memsz: int
     flags: int  # PF_R = 4, PF_W = 2, PF_X = 1
+
+    def __init__(self, vaddr: int, offset: int, filesz: int, memsz: int, flags: int) -> None:
+        self._set(vaddr=vaddr, offset=offset, filesz=filesz, memsz=memsz, flags=flags)
 
     @property
     def prot(self) -> int:
@@ -106,10 +111,19 @@ class Segment:
         )
 
 
-@dataclass(frozen=True)
-class UnikernelImage:
+class UnikernelImage(FrozenRecord):
     """Everything a launcher needs from a validated unikernel file."""
 
+    __slots__ = (
+        "abi_version",
+        "entry",
+        "kernel_end",
+        "machine",
+        "manifest",
+        "path",
+        "segments",
+        "target",
+    )
     path: str
     target: Target
     abi_version: int
@@ -119,8 +133,33 @@ class UnikernelImage:
     manifest: Manifest
     machine: str  # "x86_64" / "aarch64"
 
+    def __init__(
+        self,
+        path: str,
+        target: Target,
+        abi_version: int,
+        entry: int,
+        kernel_end: int,
+        segments: tuple[Segment, ...],
+        manifest: Manifest,
+        machine: str,
+    ) -> None:
+        self._set(
+            path=path,
+            target=target,
+            abi_version=abi_version,
+            entry=entry,
+            kernel_end=kernel_end,
+            segments=segments,
+            manifest=manifest,
+            machine=machine,
+        )
 
-class _Phdr(NamedTuple):
+
+class _Phdr(FrozenRecord):
+    """One program header as validation reads it."""
+
+    __slots__ = ("align", "filesz", "flags", "index", "memsz", "offset", "type", "vaddr")
     index: int
     type: str | int  # pyelftools' name ("PT_LOAD") or the raw number when unknown
     flags: int
@@ -129,6 +168,9 @@ class _Phdr(NamedTuple):
     filesz: int
     memsz: int
     align: int
+
+    def __init__(self, **fields: Any) -> None:
+        self._set(**fields)
 
 
 def host_machine() -> str:

@@ -20,13 +20,14 @@ tender strips them and works on the `struct mft` that follows. That struct is wh
 
 from __future__ import annotations
 
-import enum
-import re
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord, NamedInt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MFT_VERSION = 1
 MFT_MAX_ENTRIES = 64
@@ -47,10 +48,10 @@ _ATTACHED_AT = 96
 
 # solo5-elftool only generates alphanumeric names; other toolchains use '_', '-' and '.'. We
 # accept those and nothing else, since names end up in command-line flags and log lines.
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
-class DeviceType(enum.IntEnum):
+class DeviceType(NamedInt):
     """`enum mft_type`: the kinds of manifest entry."""
 
     BLOCK_BASIC = 1
@@ -58,16 +59,19 @@ class DeviceType(enum.IntEnum):
     RESERVED_FIRST = 0x40000000
 
 
-_KNOWN_TYPES = frozenset(int(t) for t in DeviceType)
+_KNOWN_TYPES = frozenset(int(t) for t in DeviceType.members())
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
+class ManifestEntry(FrozenRecord):
     """One manifest entry: its index (the guest's device handle), name and type."""
 
+    __slots__ = ("index", "name", "type")
     index: int
     name: str
     type: int
+
+    def __init__(self, index: int, name: str, type: int) -> None:
+        self._set(index=index, name=name, type=type)
 
     @property
     def is_device(self) -> bool:
@@ -82,13 +86,16 @@ class ManifestEntry:
             return f"0x{self.type:x}"
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(FrozenRecord):
     """A validated manifest. `raw` is the `struct mft` (descriptor minus its alignment pad)."""
 
+    __slots__ = ("entries", "raw", "version")
     version: int
     entries: tuple[ManifestEntry, ...]
     raw: bytes
+
+    def __init__(self, version: int, entries: tuple[ManifestEntry, ...], raw: bytes) -> None:
+        self._set(version=version, entries=entries, raw=raw)
 
     def devices(self) -> tuple[ManifestEntry, ...]:
         """The entries a tender attaches: every entry but the reserved ones."""
@@ -102,22 +109,28 @@ class Manifest:
         return None
 
 
-@dataclass(frozen=True)
-class BlockAttachment:
+class BlockAttachment(FrozenRecord):
     """What the tender tells the guest about an attached block device."""
 
+    __slots__ = ("block_size", "capacity", "hostfd")
     hostfd: int
     capacity: int  # bytes
     block_size: int  # bytes
 
+    def __init__(self, hostfd: int, capacity: int, block_size: int) -> None:
+        self._set(hostfd=hostfd, capacity=capacity, block_size=block_size)
 
-@dataclass(frozen=True)
-class NetAttachment:
+
+class NetAttachment(FrozenRecord):
     """What the tender tells the guest about an attached network device."""
 
+    __slots__ = ("hostfd", "mac", "mtu")
     hostfd: int
     mac: bytes  # 6 bytes
     mtu: int
+
+    def __init__(self, hostfd: int, mac: bytes, mtu: int) -> None:
+        self._set(hostfd=hostfd, mac=mac, mtu=mtu)
 
 
 def parse_manifest(desc: bytes, where: str) -> Manifest:
@@ -202,7 +215,7 @@ def _check_entries(entries: tuple[ManifestEntry, ...], where: str) -> None:
             continue
         if not entry.name:
             raise RunncError(f"manifest entry {entry.index} has an empty name", where=where)
-        if not _NAME_RE.fullmatch(entry.name):
+        if not _NAME_CHARS.issuperset(entry.name):
             raise RunncError(
                 f"manifest entry {entry.index}: name {entry.name!r} has characters "
                 f"outside [A-Za-z0-9_.-]",

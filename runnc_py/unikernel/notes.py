@@ -13,8 +13,12 @@ segment, and we refuse a note whose bytes run past its segment instead of readin
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
+
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SOLO5_NOTE_NAME = b"Solo5\0"
 ABI1_NOTE_TYPE = 0x31494241  # "ABI1"
@@ -26,14 +30,17 @@ MAX_NOTES_PER_SEGMENT = 64
 _NOTE_HEADER = struct.Struct("<III")  # n_namesz, n_descsz, n_type
 
 
-@dataclass(frozen=True)
-class RawNote:
+class RawNote(FrozenRecord):
     """One note as stored: owner name (with its NUL), type, descriptor bytes, offset in segment."""
 
+    __slots__ = ("desc", "name", "offset", "type")
     name: bytes
     type: int
     desc: bytes
     offset: int
+
+    def __init__(self, name: bytes, type: int, desc: bytes, offset: int) -> None:
+        self._set(name=name, type=type, desc=desc, offset=offset)
 
     @property
     def is_solo5(self) -> bool:

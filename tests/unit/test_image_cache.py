@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def craft(path: Path, entry_offset: int = 0) -> Path:
 def test_a_hit_gives_the_same_facts_as_a_fresh_read(tmp_path: Path, private_cache: Path) -> None:
     path = craft(tmp_path / "k.spt")
     first = load_unikernel_cached(path)
-    assert list((private_cache / "images").glob("*.json")), "the first read fills the cache"
+    assert list((private_cache / "images").glob("*.facts")), "the first read fills the cache"
     assert load_unikernel_cached(path) == first == load_unikernel(path)
 
 
@@ -69,10 +70,33 @@ def test_errors_are_not_cached(tmp_path: Path) -> None:
 def test_an_entry_others_can_write_is_ignored(tmp_path: Path, private_cache: Path) -> None:
     path = craft(tmp_path / "k.spt")
     good = load_unikernel_cached(path)
-    (entry,) = (private_cache / "images").glob("*.json")
-    entry.write_text(entry.read_text().replace(str(good.entry), str(good.entry + 4096)))
+    (entry,) = (private_cache / "images").glob("*.facts")
+    identity, facts = marshal.loads(entry.read_bytes())
+    entry.write_bytes(marshal.dumps((identity, (*facts[:2], facts[2] + 4096, *facts[3:]))))
+    assert load_unikernel_cached(path).entry == good.entry + 4096, "tampering took effect"
     os.chmod(entry, 0o666)
     assert load_unikernel_cached(path) == good
+
+
+def test_an_entry_of_another_file_version_is_ignored(tmp_path: Path, private_cache: Path) -> None:
+    """The entry is named by device and inode only: the identity inside it decides."""
+    path = craft(tmp_path / "k.spt")
+    good = load_unikernel_cached(path)
+    (entry,) = (private_cache / "images").glob("*.facts")
+    identity, facts = marshal.loads(entry.read_bytes())
+    stale = (*identity[:3], identity[3] - 1, *identity[4:])  # another mtime
+    entry.write_bytes(marshal.dumps((stale, (*facts[:2], facts[2] + 4096, *facts[3:]))))
+    assert load_unikernel_cached(path) == good
+
+
+def test_a_damaged_entry_is_replaced(tmp_path: Path, private_cache: Path) -> None:
+    path = craft(tmp_path / "k.spt")
+    good = load_unikernel_cached(path)
+    (entry,) = (private_cache / "images").glob("*.facts")
+    for damage in (entry.read_bytes()[:-7], marshal.dumps(("x", ())), b"", b"\xff" * 9):
+        entry.write_bytes(damage)
+        assert load_unikernel_cached(path) == good
+    assert entry.read_bytes() != damage, "the entry was written again"
 
 
 def test_prune_keeps_the_newest_entries(tmp_path: Path) -> None:
