@@ -17,17 +17,18 @@ Anything but a guest exit also leaves one line `hvt: ...` on stderr. See docs/hv
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.devices import OpenBlock, OpenNet
+from runnc_py.record import Record
 
+TYPE_CHECKING = False  # the boot path imports no typing (runnc_py/record.py says why)
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from runnc_py.monitor.devices import OpenBlock, OpenNet
     from runnc_py.monitor.launch import GuestDevices, LaunchRequest, StartGate
     from runnc_py.unikernel.elf import UnikernelImage
 
@@ -118,10 +119,21 @@ def check_hvt(req: LaunchRequest) -> UnikernelImage:
     return image
 
 
-@dataclass
-class PreparedHvt:
+def _close_quietly(fds: list[int]) -> None:
+    for fd in fds:
+        try:  # noqa: SIM105 (contextlib costs the boot path ~2 ms)
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class PreparedHvt(Record):
     """Everything `boot_hvt` needs; the fds are this process's and the guest's."""
 
+    __slots__ = (
+        *("image", "mem_size", "cmdline", "manifest", "elf_fd", "epollfd", "timerfd"),
+        *("devices", "policy", "vm", "program", "keepalive"),
+    )
     image: UnikernelImage
     mem_size: int
     cmdline: bytes
@@ -133,9 +145,27 @@ class PreparedHvt:
     policy: str | None  # policy name or path; None = no seccomp filter
     # Set by _create_vm: the VM (a C handle), the run loop's compiled filter, and the cffi
     # objects the C side points into, which must live as long as the VM.
-    vm: Any = None
-    program: bytes = b""
-    keepalive: list[Any] = field(default_factory=list)
+    vm: Any
+    program: bytes
+    keepalive: list[Any]
+
+    def __init__(
+        self,
+        *,
+        image: UnikernelImage,
+        mem_size: int,
+        cmdline: bytes,
+        manifest: bytes,
+        elf_fd: int,
+        epollfd: int,
+        timerfd: int,
+        devices: GuestDevices,
+        policy: str | None,
+    ) -> None:
+        self.image, self.mem_size, self.cmdline, self.manifest = image, mem_size, cmdline, manifest
+        self.elf_fd, self.epollfd, self.timerfd = elf_fd, epollfd, timerfd
+        self.devices, self.policy = devices, policy
+        self.vm, self.program, self.keepalive = None, b"", []
 
     @property
     def nets(self) -> list[OpenNet]:
@@ -155,9 +185,7 @@ class PreparedHvt:
             _hvt.lib.runnc_hvt_destroy(self.vm)
             self.vm = None
         self.devices.close()
-        for fd in (self.elf_fd, self.epollfd, self.timerfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_quietly([self.elf_fd, self.epollfd, self.timerfd])
 
 
 def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> PreparedHvt:
@@ -169,12 +197,14 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
     """
     from runnc_py import _hvt
     from runnc_py.monitor.launch import guest_cmdline, open_devices
-    from runnc_py.sandbox.policy import load_policy
+    from runnc_py.sandbox.locate import find_policy
 
     image = check_hvt(req)
     policy = req.policy or policy
     if policy is not None:
-        load_policy(policy)  # a broken policy must fail here, before anything is opened
+        # A missing policy fails before anything is opened; a broken one when it is compiled
+        # (from its cache after the first boot), and everything opened is closed again.
+        find_policy(policy)
     mem_size = hvt_memory_size(image, req.mem_mb)
     cmdline = guest_cmdline(req.args)
     devices = open_devices(req)
@@ -192,9 +222,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         manifest = devices.manifest(image)
     except BaseException:
         devices.close()
-        for fd in opened:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close_quietly(opened)
         raise
     prepared = PreparedHvt(
         image=image,
