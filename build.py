@@ -113,6 +113,15 @@ FREESTANDING_CFLAGS = [
     "-fno-stack-protector",  # the canary lives in TLS: none in a guest, unmapped for the loop
     "-fcf-protection=none",
 ]
+# ... and how they link: one static image, no libc, no unwind tables.
+FREESTANDING_LINK = [
+    "-fno-asynchronous-unwind-tables",
+    "-nostdlib",
+    "-static",
+    "-no-pie",
+    "-Wl,--build-id=none",
+    "-Wl,-z,noexecstack",
+]
 HVT_LOOP_CFLAGS = [
     *FREESTANDING_CFLAGS,
     # Position-independent and self-contained: every reference RIP-relative, no tables of
@@ -121,12 +130,7 @@ HVT_LOOP_CFLAGS = [
     "-fvisibility=hidden",
     "-fno-jump-tables",
     "-fno-tree-switch-conversion",
-    "-fno-asynchronous-unwind-tables",
-    "-nostdlib",
-    "-static",
-    "-no-pie",
-    "-Wl,--build-id=none",
-    "-Wl,-z,noexecstack",
+    *FREESTANDING_LINK,
 ]
 
 
@@ -208,12 +212,7 @@ GUEST_CFLAGS = [
     "-mno-red-zone",
     # No SSE/x87: the same sources must also suit KVM guests where SSE may fault.
     "-mgeneral-regs-only",
-    "-fno-asynchronous-unwind-tables",
-    "-nostdlib",
-    "-static",
-    "-no-pie",
-    "-Wl,--build-id=none",
-    "-Wl,-z,noexecstack",
+    *FREESTANDING_LINK,
     "-Wl,-z,max-page-size=0x1000",
 ]
 

@@ -22,6 +22,7 @@ import os
 import sys
 
 from runnc_py.errors import RunncError
+from runnc_py.monitor.launch import _close_quietly
 from runnc_py.record import Record
 
 TYPE_CHECKING = False  # the boot path imports no typing (runnc_py/record.py says why)
@@ -117,14 +118,6 @@ def check_hvt(req: LaunchRequest) -> UnikernelImage:
     guest_cmdline(req.args)
     check_devices(image, req)
     return image
-
-
-def _close_quietly(fds: list[int]) -> None:
-    for fd in fds:
-        try:  # noqa: SIM105 (contextlib costs the boot path ~2 ms)
-            os.close(fd)
-        except OSError:
-            pass
 
 
 class PreparedHvt(Record):
