@@ -50,6 +50,15 @@ class Record:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in _fields(type(self)))
         return f"{type(self).__name__}({inner})"
 
+    # copy, deepcopy and pickle: the field values in slot order (a frozen record refuses
+    # setattr, so the default slot-state protocol could not restore one).
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self._values()
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(_fields(type(self)), state, strict=True):
+            object.__setattr__(self, name, value)
+
     def replace(self, **changes: Any) -> Self:
         """A copy with CHANGES applied (dataclasses.replace); unknown names are a TypeError."""
         new = object.__new__(type(self))
