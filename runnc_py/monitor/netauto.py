@@ -12,11 +12,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import NoReturn
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.launch import LaunchRequest, boot_unprivileged, prepare
+from runnc_py.monitor.launch import boot_unprivileged, prepare
 from runnc_py.unikernel.cache import load_unikernel_cached
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from runnc_py.monitor.launch import LaunchRequest
 
 DEFAULT_CONFIG = "solo5-cmdline"
 RESOLV_CONF = "/etc/resolv.conf"

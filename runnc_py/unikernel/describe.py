@@ -6,9 +6,11 @@ Numbers are JSON integers; flags are readelf-style "r-x" strings.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-from runnc_py.unikernel.elf import UnikernelImage
+    from runnc_py.unikernel.elf import UnikernelImage
 
 SCHEMA_VERSION = 1
 

@@ -33,6 +33,7 @@ EXEC_MODULES = (
     "runnc_py.monitor.tender_args",
     "runnc_py.monitor.launch",
     "runnc_py.monitor.devices",
+    "runnc_py.monitor.hvt",  # an hvt unikernel's monitor
     "runnc_py.unikernel.cache",
     "runnc_py.unikernel.elf",
     "runnc_py.unikernel.manifest",
