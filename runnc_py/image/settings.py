@@ -13,10 +13,12 @@ Pure: no file access here (the file is read in runnc_py.image.readback).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-
 from runnc_py.errors import RunncError
+from runnc_py.oci import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 PREFIX = "org.runnc-py."  # runnc_py.oci.plan.PREFIX (not imported: plan imports us)
 SETTINGS_FILE = "/runnc-py.json"
@@ -64,7 +66,7 @@ def labels(settings: Mapping[str, str]) -> dict[str, str]:
 def settings_file(settings: Mapping[str, str]) -> bytes:
     """The bytes of /runnc-py.json: our own keys only, sorted."""
     ours = {k: v for k, v in sorted(settings.items()) if k.startswith(PREFIX)}
-    return (json.dumps(ours, indent=2) + "\n").encode()
+    return (fastjson.dumps(ours, indent=2) + "\n").encode()
 
 
 def parse_settings_file(data: bytes, *, where: str = SETTINGS_FILE) -> dict[str, str]:
@@ -72,7 +74,7 @@ def parse_settings_file(data: bytes, *, where: str = SETTINGS_FILE) -> dict[str,
     if len(data) > MAX_SETTINGS_BYTES:
         raise RunncError(f"larger than {MAX_SETTINGS_BYTES} bytes", where=where)
     try:
-        raw = json.loads(data)
+        raw = _loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunncError(f"not valid JSON: {exc}", where=where) from None
     if not isinstance(raw, dict):
@@ -83,3 +85,18 @@ def parse_settings_file(data: bytes, *, where: str = SETTINGS_FILE) -> dict[str,
         if not isinstance(value, str):
             raise RunncError(f"{key}: value must be a string", where=where)
     return raw
+
+
+def _loads(data: bytes) -> object:
+    """DATA parsed as `json.loads` parses it, through fastjson (create's import budget).
+
+    fastjson takes UTF-8 only and words its errors its own way; anything it refuses goes
+    through `json` itself, so other encodings (json.detect_encoding) are still read and every
+    error says what json says.
+    """
+    try:
+        return fastjson.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        import json  # only here: importing it costs create ~5 ms (it pulls in re)
+
+        return json.loads(data)

@@ -27,13 +27,16 @@ unlimited (writing 0 to pids.max would forbid every fork).
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord
 from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 DEFAULT_PARENT = "/runnc-py"
@@ -50,11 +53,11 @@ CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262144
 CPU_PERIOD_MIN, CPU_PERIOD_MAX = 1000, 1_000_000  # µs, kernel limits for cfs_period_us
 CPU_QUOTA_MIN = 1000  # µs, the kernel refuses a smaller cfs_quota_us
 
-# ASCII digits only: `\d` alone would also match any Unicode digit, which int() then takes.
-# At most 6 digits per CPU/node number (the kernel's NR_CPUS tops out at 8192): int() on an
-# unbounded run of digits would raise ValueError past 4300 of them.
-_CPU_LIST = re.compile(r"^[0-9]{1,6}(-[0-9]{1,6})?(,[0-9]{1,6}(-[0-9]{1,6})?)*$")
-_PAGE_SIZE = re.compile(r"^[0-9]{1,6}[KMG]B$")
+# Checked with str methods, not `re` (create's import budget, docs/boot-path.md).
+# ASCII digits only: str.isdigit alone would also take other Unicode digits, which int() then
+# takes. At most 6 digits per CPU/node number (the kernel's NR_CPUS tops out at 8192): int()
+# on an unbounded run of digits would raise ValueError past 4300 of them.
+_ASCII_DIGITS = frozenset("0123456789")
 # The kernel's pids.max takes 0..PID_MAX_LIMIT (4194304 on 64-bit); anything above is EINVAL.
 PIDS_MAX = 4_194_304
 
@@ -63,24 +66,79 @@ PIDS_MAX = 4_194_304
 # Pure core: limits, paths and the writes they imply.
 
 
-@dataclass(frozen=True)
-class Limits:
+def _is_number(text: str, max_digits: int = 6) -> bool:
+    """1..MAX_DIGITS ASCII digits."""
+    return 0 < len(text) <= max_digits and _ASCII_DIGITS.issuperset(text)
+
+
+def _is_cpu_list(text: str) -> bool:
+    """`0-3,5`: comma-separated numbers or `lo-hi` ranges."""
+    for part in text.split(","):
+        lo, dash, hi = part.partition("-")
+        if not _is_number(lo) or (dash and not _is_number(hi)):
+            return False
+    return True
+
+
+def _is_page_size(text: str) -> bool:
+    """`2MB`, `1GB`, `64KB`: 1-6 ASCII digits, then K, M or G, then B."""
+    return text[-2:] in ("KB", "MB", "GB") and _is_number(text[:-2])
+
+
+class Limits(FrozenRecord):
     """`linux.resources`, validated and normalised (None = leave the kernel default)."""
 
-    memory_limit: int | None = None  # bytes, -1 = unlimited
-    memory_swap: int | None = None  # bytes of memory + swap (OCI/v1 meaning), -1 = unlimited
-    memory_reservation: int | None = None  # bytes, -1 = unlimited
-    pids_limit: int | None = None  # <= 0 = unlimited
-    cpu_shares: int | None = None
-    cpu_quota: int | None = None  # µs per period, -1 = unlimited
-    cpu_period: int | None = None  # µs
-    cpus: str | None = None  # "0-3,5"
-    mems: str | None = None
-    hugepages: tuple[tuple[str, int], ...] = ()  # (page size "2MB", bytes)
+    __slots__ = (
+        "cpu_period",  # µs
+        "cpu_quota",  # µs per period, -1 = unlimited
+        "cpu_shares",
+        "cpus",  # "0-3,5"
+        "hugepages",  # ((page size "2MB", bytes), ...)
+        "memory_limit",  # bytes, -1 = unlimited
+        "memory_reservation",  # bytes, -1 = unlimited
+        "memory_swap",  # bytes of memory + swap (OCI/v1 meaning), -1 = unlimited
+        "mems",
+        "pids_limit",  # <= 0 = unlimited
+    )
+    memory_limit: int | None
+    memory_swap: int | None
+    memory_reservation: int | None
+    pids_limit: int | None
+    cpu_shares: int | None
+    cpu_quota: int | None
+    cpu_period: int | None
+    cpus: str | None
+    mems: str | None
+    hugepages: tuple[tuple[str, int], ...]
+
+    def __init__(
+        self,
+        memory_limit: int | None = None,
+        memory_swap: int | None = None,
+        memory_reservation: int | None = None,
+        pids_limit: int | None = None,
+        cpu_shares: int | None = None,
+        cpu_quota: int | None = None,
+        cpu_period: int | None = None,
+        cpus: str | None = None,
+        mems: str | None = None,
+        hugepages: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        self._set(
+            memory_limit=memory_limit,
+            memory_swap=memory_swap,
+            memory_reservation=memory_reservation,
+            pids_limit=pids_limit,
+            cpu_shares=cpu_shares,
+            cpu_quota=cpu_quota,
+            cpu_period=cpu_period,
+            cpus=cpus,
+            mems=mems,
+            hugepages=hugepages,
+        )
 
 
-@dataclass(frozen=True)
-class CgroupWrite:
+class CgroupWrite(FrozenRecord):
     """One value to write into one cgroup file.
 
     `controller` is the controller the write needs: the v1 hierarchy it goes to, or the v2
@@ -90,22 +148,45 @@ class CgroupWrite:
     are skipped when the file or hierarchy does not exist on this host.
     """
 
+    __slots__ = ("controller", "dir", "file", "optional", "source", "value")
     controller: str
     dir: str
     file: str
     value: str | None
     source: str
-    optional: bool = False
+    optional: bool
+
+    def __init__(
+        self,
+        controller: str,
+        dir: str,
+        file: str,
+        value: str | None,
+        source: str,
+        optional: bool = False,
+    ) -> None:
+        self._set(
+            controller=controller, dir=dir, file=file, value=value, source=source, optional=optional
+        )
 
 
-@dataclass(frozen=True)
-class CgroupPlan:
+class CgroupPlan(FrozenRecord):
     """Where the container's cgroup goes and what to write there, for v1 and for v2."""
 
+    __slots__ = ("limits", "path", "v1", "v2")
     path: str
-    v1: tuple[CgroupWrite, ...] = ()
-    v2: tuple[CgroupWrite, ...] = ()
-    limits: Limits = field(default_factory=Limits)
+    v1: tuple[CgroupWrite, ...]
+    v2: tuple[CgroupWrite, ...]
+    limits: Limits
+
+    def __init__(
+        self,
+        path: str,
+        v1: tuple[CgroupWrite, ...] = (),
+        v2: tuple[CgroupWrite, ...] = (),
+        limits: Limits | None = None,
+    ) -> None:
+        self._set(path=path, v1=v1, v2=v2, limits=Limits() if limits is None else limits)
 
     def writes(self, version: int) -> tuple[CgroupWrite, ...]:
         return self.v1 if version == 1 else self.v2
@@ -311,7 +392,7 @@ def _cpu_list(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _CPU_LIST.match(value.strip()):
+    if not isinstance(value, str) or not _is_cpu_list(value.strip()):
         raise RunncError(f"must be a list like '0-3,5', got {value!r}", where=f"{where}.{key}")
     for part in value.strip().split(","):
         lo, _, hi = part.partition("-")
@@ -332,7 +413,7 @@ def _hugepages(resources: Mapping[str, Any], where: str) -> tuple[tuple[str, int
         at = f"{where}[{i}]"
         _need_mapping(entry, at)
         size = entry.get("pageSize")
-        if not isinstance(size, str) or not _PAGE_SIZE.match(size):
+        if not isinstance(size, str) or not _is_page_size(size):
             raise RunncError(f"must be like '2MB' or '1GB', got {size!r}", where=f"{at}.pageSize")
         limit = _int(entry, "limit", at)
         if limit is None or limit < 0:
@@ -498,6 +579,20 @@ def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
     return mounts
 
 
+_OCTAL_DIGITS = frozenset("01234567")
+
+
 def _unescape(text: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        code = text[i + 1 : i + 4]
+        if text[i] == "\\" and len(code) == 3 and _OCTAL_DIGITS.issuperset(code):
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

@@ -11,9 +11,7 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
 from runnc_py.errors import RunncError
 from runnc_py.oci.cgroup_plan import (
@@ -28,18 +26,27 @@ from runnc_py.oci.cgroup_plan import (
     v1_writes,
     v2_writes,
 )
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 _FREEZE_TIMEOUT = 2.0  # s; a freezer that has not settled by then is reported, not waited on
 _RMDIR_TIMEOUT = 1.0  # s; killed tasks leave the cgroup asynchronously, give them this long
 
 
-@dataclass(frozen=True)
-class CgroupLayout:
+class CgroupLayout(FrozenRecord):
     """Which cgroup version the host runs and where: v1 controller -> mount point, or v2
     with the single unified mount under the key ""."""
 
+    __slots__ = ("mounts", "version")
     version: int
     mounts: Mapping[str, str]
+
+    def __init__(self, version: int, mounts: Mapping[str, str]) -> None:
+        self._set(version=version, mounts=mounts)
 
     @classmethod
     def unified(cls, mount: str = CGROUP_ROOT) -> CgroupLayout:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from runnc_py.errors import RunncError
 from runnc_py.oci import fastjson
 from runnc_py.oci.spec import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 # The runtime spec: prestart/createRuntime/createContainer/startContainer failures stop the
 # container; poststart/poststop failures are only logged.

@@ -33,18 +33,23 @@ there, exit status 1.
 
 from __future__ import annotations
 
+# The C half of `signal`: the same calls without the enum import (create's import budget).
+import _signal
 import contextlib
 import os
 import select
-import signal
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.log import RuntimeLog
-from runnc_py.oci.namespaces import NsAction
-from runnc_py.oci.spec import Hook
+from runnc_py.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, NoReturn
+
+    from runnc_py.oci.log import RuntimeLog
+    from runnc_py.oci.namespaces import NsAction
+    from runnc_py.oci.spec import Hook
 
 OK, GO = b"ok", b"go"
 ERROR_PREFIX = b"error "
@@ -150,10 +155,23 @@ def wait_fifo(path: str, fd: int) -> int:
 # ---------------------------------------------------------------------------- the init
 
 
-@dataclass
-class InitConfig:
+class InitConfig(Record):
     """What the init needs, decided by `create` before the fork."""
 
+    __slots__ = (
+        "console_slave",
+        "container_id",
+        "fifo",
+        "hook_state",
+        "hooks",
+        "hostname",
+        "keep_fds",
+        "log",
+        "network",
+        "ns_actions",
+        "request",
+        "security",
+    )
     container_id: str
     fifo: str
     ns_actions: Sequence[NsAction]
@@ -164,10 +182,38 @@ class InitConfig:
     request: Any  # monitor.launch.LaunchRequest
     security: Any  # oci.security.ProcessSecurity
     log: RuntimeLog
-    network: Any = None  # oci.autodev.NetworkJob: network devices to wire here, if any
+    network: Any  # oci.autodev.NetworkJob: network devices to wire here, if any
     # Inherited fds that are the container's (--preserve-fds) or the plan's (rootfs files):
     # every other fd above stdio is closed first thing (oci/fds.py).
-    keep_fds: Sequence[int] = ()
+    keep_fds: Sequence[int]
+
+    def __init__(
+        self,
+        container_id: str,
+        fifo: str,
+        ns_actions: Sequence[NsAction],
+        hostname: str | None,
+        console_slave: int | None,
+        hooks: Mapping[str, Sequence[Hook]],
+        hook_state: Callable[[str], Mapping[str, Any]],
+        request: Any,
+        security: Any,
+        log: RuntimeLog,
+        network: Any = None,
+        keep_fds: Sequence[int] = (),
+    ) -> None:
+        self.container_id = container_id
+        self.fifo = fifo
+        self.ns_actions = ns_actions
+        self.hostname = hostname
+        self.console_slave = console_slave
+        self.hooks = hooks
+        self.hook_state = hook_state
+        self.request = request
+        self.security = security
+        self.log = log
+        self.network = network
+        self.keep_fds = keep_fds
 
 
 def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
@@ -203,7 +249,7 @@ def _enter_container(chan: Channel, cfg: InitConfig) -> None:
     # Python turns SIGINT into KeyboardInterrupt: the container must die of it as a plain
     # process does. SIGPIPE stays ignored while Python runs (a hook that does not read its
     # stdin must not kill us); the launcher resets every signal before the jump.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
     from runnc_py.oci.fds import close_inherited_fds
 
     # Before anything else, so no hook ever sees an fd of the engine's in our /proc/PID/fd.

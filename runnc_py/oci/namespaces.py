@@ -17,13 +17,16 @@ device fds, clocks, epoll): it never opens a path, sees a pid, or touches IPC. S
 
 from __future__ import annotations
 
-import ctypes
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.spec import Namespace
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from runnc_py.oci.spec import Namespace
 
 CLONE_FLAGS = {
     "network": 0x40000000,  # CLONE_NEWNET
@@ -34,12 +37,15 @@ IGNORED = frozenset({"mount", "pid", "cgroup", "time"})
 REFUSED = {"user": "user namespaces (uid/gid mapping) are not supported"}
 
 
-@dataclass(frozen=True)
-class NsAction:
+class NsAction(FrozenRecord):
     """Join the namespace at `path`, or create a new one when `path` is None."""
 
+    __slots__ = ("path", "type")
     type: str
     path: str | None
+
+    def __init__(self, type: str, path: str | None) -> None:
+        self._set(type=type, path=path)
 
 
 def plan_namespaces(namespaces: Iterable[Namespace]) -> list[NsAction]:
@@ -58,13 +64,11 @@ def plan_namespaces(namespaces: Iterable[Namespace]) -> list[NsAction]:
     return sorted(actions, key=lambda a: a.path is None)
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def enter(actions: Iterable[NsAction], hostname: str | None = None) -> None:
     """In the init process: join or create each namespace; set HOSTNAME in a new uts ns."""
-    libc = _libc()
+    import ctypes  # here: only the init that enters namespaces needs it, not create's parent
+
+    libc = ctypes.CDLL(None, use_errno=True)
     actions = list(actions)
     # Open every path first: a joined namespace must not change how later paths resolve.
     fds: list[tuple[NsAction, int]] = []

@@ -303,3 +303,39 @@ def test_v2_swap_max() -> None:
     assert v2_swap_max(64 * MiB, -1) == "max"
     assert v2_swap_max(64 * MiB, 64 * MiB) == "0"
     assert v2_swap_max(64 * MiB, 100 * MiB) == str(36 * MiB)
+
+
+# The checks below replaced regular expressions (create's import budget, docs/boot-path.md);
+# the expressions they replaced are the oracle.
+_CPU_LIST_RE = r"[0-9]{1,6}(-[0-9]{1,6})?(,[0-9]{1,6}(-[0-9]{1,6})?)*"
+_PAGE_SIZE_RE = r"[0-9]{1,6}[KMG]B"
+_CPU_CHARS = st.text(alphabet="0123456789-,٣ \n", max_size=20)
+
+
+@given(_CPU_CHARS)
+def test_cpu_list_check_accepts_what_the_old_pattern_did(text: str) -> None:
+    import re
+
+    expected = re.fullmatch(_CPU_LIST_RE, text.strip()) is not None
+    resources = {"cpu": {"cpus": text}}
+    if not text:
+        assert parse_resources(resources).cpus is None
+    elif expected and all(
+        not hi or int(hi) >= int(lo) for lo, _, hi in (p.partition("-") for p in text.split(","))
+    ):
+        assert parse_resources(resources).cpus == text.strip()
+    else:
+        with pytest.raises(RunncError, match=r"linux\.resources\.cpu\.cpus: "):
+            parse_resources(resources)
+
+
+@given(st.text(alphabet="0123456789KMGB٣kb \n", max_size=10))
+def test_page_size_check_accepts_what_the_old_pattern_did(size: str) -> None:
+    import re
+
+    resources = {"hugepageLimits": [{"pageSize": size, "limit": 1}]}
+    if re.fullmatch(_PAGE_SIZE_RE, size):
+        assert parse_resources(resources).hugepages == ((size, 1),)
+    else:
+        with pytest.raises(RunncError, match=r"pageSize: must be like '2MB' or '1GB', got "):
+            parse_resources(resources)

@@ -93,3 +93,18 @@ def test_from_json_reports_corrupt_entries(entry: object, detail: str) -> None:
         Cgroup.from_json(entry)  # type: ignore[arg-type]
     assert info.value.line().startswith("state: cgroup: corrupt cgroup entry")
     assert detail in info.value.line()
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [
+        (r"/sys/fs/cgroup/a\040b", "/sys/fs/cgroup/a b"),
+        (r"/c\011d\012e\134f", "/c\td\ne\\f"),
+        (r"/x\04", r"/x\04"),  # a cut-off escape stays as it is
+        (r"/x\089", r"/x\089"),  # not octal
+        ("/plain", "/plain"),
+    ],
+)
+def test_parse_v1_mounts_unescapes_octal_mount_points(field: str, path: str) -> None:
+    line = f"30 25 0:27 / {field} rw,nosuid - cgroup cgroup rw,memory\n"
+    assert parse_v1_mounts(line) == {"memory": path}

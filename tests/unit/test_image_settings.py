@@ -154,3 +154,37 @@ def test_bad_references(text: str) -> None:
     with pytest.raises(RunncError) as err:
         parse_reference(text)
     assert err.value.where == "-t"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{",
+        b"{} x",
+        b'{"org.runnc-py.mem": "64",}',
+        b"[1,]",
+        b"\xef\xbb\xbf{}",  # a UTF-8 byte order mark: json skips it
+        '{"org.runnc-py.mem": "64"}'.encode("utf-16"),  # json detects the encoding
+        b"\xff\xfe\x00",
+        b'{"org.runnc-py.mem": "\xe9"}',
+    ],
+)
+def test_settings_file_is_read_and_refused_as_json_reads_it(data: bytes) -> None:
+    """Read through fastjson (create's import budget), with json's results and messages."""
+    try:
+        expected: object = json.loads(data)
+    except ValueError as exc:
+        expected = RunncError(f"not valid JSON: {exc}", where="/runnc-py.json")
+    if isinstance(expected, RunncError):
+        with pytest.raises(RunncError) as err:
+            settings.parse_settings_file(data)
+        assert err.value.line() == expected.line()
+    else:
+        assert settings.parse_settings_file(data) == expected
+
+
+def test_settings_file_is_laid_out_as_json_dumps_does() -> None:
+    got = {"org.runnc-py.unikernel": "/h\u00e9llo \"x\".spt", "org.runnc-py.mem": "64", "a": "b"}
+    ours = {k: v for k, v in sorted(got.items()) if k.startswith("org.runnc-py.")}
+    assert settings.settings_file(got) == (json.dumps(ours, indent=2) + "\n").encode()

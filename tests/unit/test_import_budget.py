@@ -18,8 +18,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 from tests.unit import elfcraft as ec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,8 +44,8 @@ EXEC_MODULES = (
     "runnc_py.record",
 )
 
-# What `create` imports to read config.json and plan the guest, apart from the modules
-# named in CREATE_PENDING.
+# What `create` imports: reading config.json, planning the guest, its cgroup, namespaces,
+# hooks and image settings, and the init it forks.
 CREATE_MODULES = (
     "runnc_py.oci.lifecycle",
     "runnc_py.oci.state",
@@ -59,21 +57,17 @@ CREATE_MODULES = (
     "runnc_py.oci.rootpath",
     "runnc_py.oci.fds",
     "runnc_py.oci.mounts",
+    "runnc_py.oci.cgroup_plan",
+    "runnc_py.oci.cgroups",
+    "runnc_py.oci.namespaces",
+    "runnc_py.oci.init",
+    "runnc_py.oci.hooks",
+    "runnc_py.image.settings",
+    "runnc_py.image.readback",
     "runnc_py.net.handover",
     "runnc_py.monitor.launch",
     "runnc_py._launcher",
 )
-# The rest of create's path, still over budget (module: what it imports). When one is made
-# lean, move it to CREATE_MODULES: test_the_whole_create_path then passes and must be unmarked.
-CREATE_PENDING = {
-    "runnc_py.oci.cgroup_plan": "dataclasses, typing, re",
-    "runnc_py.oci.namespaces": "dataclasses",
-    "runnc_py.oci.init": "dataclasses, typing",
-    "runnc_py.oci.cgroups": "dataclasses, typing",
-    "runnc_py.oci.hooks": "typing, re",
-    "runnc_py.image.settings": "json, re",
-    "runnc_py.image.readback": "json, re",
-}
 
 
 def boot_python(code: str, env: dict[str, str] | None = None) -> set[str]:
@@ -134,8 +128,11 @@ def test_create_modules_import_nothing_heavy() -> None:
     assert over_budget(modules, HEAVY) == []
 
 
-def test_create_reads_and_plans_a_bundle_within_budget(tmp_path: Path) -> None:
-    """config.json read, the process security planned, the launch request checked."""
+def test_create_plans_a_bundle_within_budget(tmp_path: Path) -> None:
+    """create's whole step 1 (lifecycle.plan_create), as an engine's create runs it: config.json
+    read, the unikernel's facts, mounts, cgroup, namespaces, hooks and process security
+    planned, the launch request checked; then the modules of the later steps imported (the
+    state file, the init it forks, cgroups, hooks, image settings)."""
     rootfs = tmp_path / "bundle" / "rootfs"
     rootfs.mkdir(parents=True)
     ec.Unikernel.solo5().write(rootfs / "k.spt")
@@ -143,26 +140,35 @@ def test_create_reads_and_plans_a_bundle_within_budget(tmp_path: Path) -> None:
         "ociVersion": "1.0.2",
         "process": {"args": ["/k.spt"], "user": {"uid": 0, "gid": 0}, "cwd": "/"},
         "root": {"path": "rootfs"},
+        "hostname": "budget",
+        "hooks": {"poststop": [{"path": "/bin/true", "args": ["true"], "timeout": 5}]},
+        "linux": {
+            "cgroupsPath": "/docker/budget",
+            "namespaces": [{"type": "network"}, {"type": "uts"}, {"type": "mount"}],
+            "resources": {
+                "memory": {"limit": 64 << 20},
+                "cpu": {"shares": 512, "cpus": "0-1"},
+                "pids": {"limit": 100},
+                "hugepageLimits": [{"pageSize": "2MB", "limit": 0}],
+            },
+        },
     }
     (tmp_path / "bundle" / "config.json").write_text(json.dumps(config))
+    state_root = tmp_path / "state"
+    state_root.mkdir(mode=0o700)
     env = {**os.environ, "RUNNC_PY_CACHE": str(tmp_path / "cache")}
     code = (
-        "from runnc_py.oci.spec import load_spec\n"
-        "from runnc_py.oci.security import plan_process_security\n"
-        "from runnc_py.monitor.launch import LaunchRequest, check\n"
-        "import runnc_py.oci.lifecycle, runnc_py.net.handover\n"
-        f"spec = load_spec({str(tmp_path / 'bundle')!r})\n"
-        "plan_process_security(spec.process)\n"
-        f"check(LaunchRequest(unikernel={str(rootfs / 'k.spt')!r}, mem_mb=8))\n"
+        "from runnc_py.globals import Globals\n"
+        "from runnc_py.oci.lifecycle import plan_create\n"
+        "from runnc_py.oci.state import Store\n"
+        f"g = Globals(root={str(state_root)!r})\n"
+        f"job = plan_create(g, Store(g.root), 'budget', {str(tmp_path / 'bundle')!r},"
+        " None, False, 0)\n"
+        "assert job.cg_plan.path == '/docker/budget', job.cg_plan\n"
+        "assert [a.type for a in job.ns_actions] == ['network', 'uts'], job.ns_actions\n"
+        "job.plan.close()\n"
+        "import runnc_py.oci.init, runnc_py.oci.cgroups, runnc_py.oci.hooks\n"
+        "import runnc_py.image.readback, runnc_py.net.handover\n"
     )
     boot_python(code, env)  # fills the image cache
     assert over_budget(boot_python(code, env), HEAVY) == []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="over budget: " + "; ".join(f"{m} ({why})" for m, why in CREATE_PENDING.items()),
-)
-def test_the_whole_create_path_imports_nothing_heavy() -> None:
-    modules = boot_python("\n".join(f"import {m}" for m in (*CREATE_MODULES, *CREATE_PENDING)))
-    assert over_budget(modules, HEAVY) == []
