@@ -9,13 +9,14 @@ user sets per container wins over what the image says).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from runnc_py.errors import RunncError
 from runnc_py.image.settings import SETTINGS_FILE, parse_settings_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from runnc_py.image.urunc import UruncSettings
 
 READ_LIMIT = 64 * 1024 + 1

@@ -27,7 +27,6 @@ unlimited (writing 0 to pids.max would forbid every fork).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
 
 from runnc_py.errors import RunncError
 from runnc_py.record import FrozenRecord
@@ -35,7 +34,7 @@ from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -357,7 +356,7 @@ def parse_resources(resources: Mapping[str, Any] | None, where: str = "linux.res
 
 
 def _need_mapping(obj: object, where: str) -> None:
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):  # a JSON object
         raise RunncError("must be an object", where=where)
 
 

@@ -9,9 +9,11 @@ other inherited fd as its very first step, before any hook runs or could look at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 from runnc_py.errors import RunncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 FIRST_PRESERVED = 3  # after stdio, as runc counts
 NET_PREFIX = "org.runnc-py.net."  # oci/plan.py's PREFIX + "net." (not imported: hot path)
