@@ -97,14 +97,18 @@ def test_install_registered_runtime_and_limits(podman_engine: None) -> None:
     assert set(limits) == {"nofile", "nproc"}  # this host's hard limits are below podman's
 
 
-def test_bind_mount_refused_unless_annotated(uk: dict[str, str], tmp_path: Path) -> None:
+def test_bind_mount_refused_unless_annotated(
+    uk: dict[str, str], tmp_path: Path, names: list[str]
+) -> None:
     volume = ("-v", f"{tmp_path}:/data")
     done = ours("--rm", *volume, uk["hello"])
     assert done.returncode != 0
     assert f"bind mount {tmp_path} -> /data cannot reach a unikernel" in done.stderr
-    done = ours("--rm", *volume, "--annotation", "org.runnc-py.mounts=ignore", uk["hello"])
-    assert done.returncode == 0, done.stderr
-    assert "Hello, World" in done.stdout
+    # Read from the container's log, not `run`'s stdout: under load podman 4.3 may attach after a
+    # guest this short has already exited, and then prints nothing although conmon logged it all.
+    name = detached(names, *volume, "--annotation", "org.runnc-py.mounts=ignore", uk["hello"])
+    assert podman("wait", name).stdout.strip() == "0"
+    assert "Hello, World" in wait_logs(name, "Hello, World")
 
 
 def test_run_and_exit_status(uk: dict[str, str]) -> None:
