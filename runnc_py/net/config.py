@@ -7,13 +7,13 @@ about the image (an LKL or rumprun build, a MirageOS unikernel), otherwise `none
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from runnc_py.errors import RunncError
-from runnc_py.net.facts import NetworkFacts
-from runnc_py.net.lkl import render_lkl_json
-from runnc_py.net.rumprun import render_rumprun_json
-from runnc_py.net.solo5 import render_solo5_cmdline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from runnc_py.net.facts import NetworkFacts
 
 CONFIG_ANNOTATION = "org.runnc-py.net.config"
 # kind -> what the guest receives
@@ -45,6 +45,12 @@ def guest_config(
 
     `device_names` are the guest's names for the devices in facts order (LKL kinds only).
     """
+    # The renderers are imported here: create's planning only checks the kind (config_kind),
+    # and they pull in json, re and dataclasses (docs/boot-path.md).
+    from runnc_py.net.lkl import render_lkl_json
+    from runnc_py.net.rumprun import render_rumprun_json
+    from runnc_py.net.solo5 import render_solo5_cmdline
+
     if kind == "lkl-json":
         return render_lkl_json(facts, "nabla", device_names=device_names)
     if kind == "lkl-json-upstream":
