@@ -185,6 +185,6 @@ def test_settings_file_is_read_and_refused_as_json_reads_it(data: bytes) -> None
 
 
 def test_settings_file_is_laid_out_as_json_dumps_does() -> None:
-    got = {"org.runnc-py.unikernel": "/h\u00e9llo \"x\".spt", "org.runnc-py.mem": "64", "a": "b"}
+    got = {"org.runnc-py.unikernel": '/h\u00e9llo "x".spt', "org.runnc-py.mem": "64", "a": "b"}
     ours = {k: v for k, v in sorted(got.items()) if k.startswith("org.runnc-py.")}
     assert settings.settings_file(got) == (json.dumps(ours, indent=2) + "\n").encode()
