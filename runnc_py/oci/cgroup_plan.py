@@ -29,6 +29,7 @@ from __future__ import annotations
 import posixpath
 
 from runnc_py.errors import RunncError
+from runnc_py.mountinfo import unescape
 from runnc_py.record import FrozenRecord
 from runnc_py.strictnum import INT64_MAX, INT64_MIN, json_int
 
@@ -571,27 +572,10 @@ def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
         fields, tail = pre.split(), post.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] != "cgroup":
             continue
-        mount_point = _unescape(fields[4])
+        mount_point = unescape(fields[4])
         for opt in tail[2].split(","):
             if opt in V1_JOIN:
                 mounts.setdefault(opt, mount_point)
     return mounts
 
 
-_OCTAL_DIGITS = frozenset("01234567")
-
-
-def _unescape(text: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        code = text[i + 1 : i + 4]
-        if text[i] == "\\" and len(code) == 3 and _OCTAL_DIGITS.issuperset(code):
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)

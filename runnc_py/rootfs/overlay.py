@@ -22,6 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from runnc_py.mountinfo import unescape
+
 SMALL_ENTRIES = 256
 SMALL_BYTES = 1 << 20
 
@@ -37,21 +39,6 @@ class Mount:
     super_options: str
 
 
-def _unescape(field: str) -> str:
-    # The kernel writes space, tab, newline and backslash in paths as \ooo octal escapes.
-    if "\\" not in field:
-        return field
-    out = bytearray()
-    raw = field.encode("utf-8", "surrogateescape")
-    i = 0
-    while i < len(raw):
-        if raw[i] == 0x5C and i + 3 < len(raw) and raw[i + 1 : i + 4].isdigit():
-            out.append(int(raw[i + 1 : i + 4], 8))
-            i += 4
-        else:
-            out.append(raw[i])
-            i += 1
-    return out.decode("utf-8", "surrogateescape")
 
 
 def parse_mountinfo(text: str) -> list[Mount]:
@@ -69,10 +56,10 @@ def parse_mountinfo(text: str) -> list[Mount]:
             Mount(
                 mount_id=int(fields[0]),
                 parent_id=int(fields[1]),
-                root=_unescape(fields[3]),
-                mount_point=_unescape(fields[4]),
+                root=unescape(fields[3]),
+                mount_point=unescape(fields[4]),
                 fstype=tail[0],
-                source=_unescape(tail[1]),
+                source=unescape(tail[1]),
                 super_options=tail[2],
             )
         )
@@ -126,7 +113,7 @@ def overlay_layers(mount: Mount) -> OverlayLayers | None:
     upper = None
     for option in mount.super_options.split(","):
         key, _, value = option.partition("=")
-        value = _unescape(value)
+        value = unescape(value)
         if key == "lowerdir":
             lowers.extend(_split_lower(value))
         elif key in ("lowerdir+", "datadir+"):
