@@ -141,7 +141,7 @@ def _release_devices(
     """
     problems: list[str] = []
     net_json = os.path.join(store.dir(state.id), NET_JSON)
-    if os.path.exists(net_json):  # checked first: pyroute2 is imported only when needed
+    if os.path.exists(net_json):  # checked first: the network modules load only when needed
         from runnc_py.net import store as net_store
         from runnc_py.net.wiring import unwire
 
