@@ -103,3 +103,42 @@ def test_docker_default_profile_from_a_real_container(
         < docker_row["reachable"]
         < rows["unconfined process"]["reachable"]
     )
+
+
+def test_live_filter_of_a_runc_container_agrees_with_its_profile(
+    capture: Path, tmp_path: Path, runnc: RunCli
+) -> None:
+    """The filter runc compiled and installed (read back from the live process) answers like
+    the profile Docker handed it, on calls the profile names: the decompiler reads runc's
+    programs, not only ours and libseccomp's."""
+    image = f"localhost/runnc-py-e2e/audit-bb:{uuid.uuid4().hex[:12]}"
+    archive = busybox_archive(image, tmp_path / "bb.tar")
+    assert docker("load", "-i", str(archive)).returncode == 0
+    name = f"runnc-py-audit-{uuid.uuid4().hex[:8]}"
+    try:
+        started = docker(
+            "run", "-d", "--name", name, f"--runtime={NAME}", image, "/bin/busybox", "sleep", "60"
+        )
+        assert started.returncode == 0, started.stderr
+        pid = docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip()
+        config = sorted(capture.glob("config-*.json"))[-1]
+        live = runnc("audit", "--json", pid)
+        assert live.returncode == 0, live.stderr  # not a Solo5 guest: a report, no verdict
+        calls = ["write(1, *, *)", "mount(*, *, *, *, *)", "personality(0)",
+                 "personality(4660)", "kexec_load(*, *, *, *)", "ptrace(*, *, *, *)"]  # fmt: skip
+        answers = {}
+        for subject in (pid, str(config)):
+            done = runnc("audit", "check", "--json", subject, *calls)
+            assert done.returncode == 0, done.stderr
+            answers[subject] = {
+                c["call"]: sorted(a["action"] for a in c["answers"])
+                for c in json.loads(done.stdout)["calls"]
+            }
+        assert answers[pid] == answers[str(config)]
+        assert answers[pid]["write(1, *, *)"] == ["allow"]
+        assert answers[pid]["mount(*, *, *, *, *)"] == ["errno 1"]
+        alive = docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip()
+        assert alive == "true"  # the audit's ptrace stop did not disturb it
+    finally:
+        docker("rm", "-f", name)
+        docker("rmi", "-f", image)
