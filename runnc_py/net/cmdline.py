@@ -38,14 +38,14 @@ Everything is checked after escaping against Solo5's 8191 bytes; a NUL never fit
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from runnc_py.errors import RunncError
+from runnc_py.oci import fastjson
+from runnc_py.record import FrozenRecord
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from runnc_py.net.facts import NetworkFacts
 
 CMDLINE_MAX = 8191  # Solo5's command line buffer is 8192 bytes with its NUL
@@ -66,18 +66,27 @@ MIRAGE_SPECIAL = frozenset(' "\\')
 RUMPRUN_SPACE = frozenset(" \t\n")  # rumprun_parseargs's delimiters
 
 
-@dataclass(frozen=True)
-class GuestLine:
+class GuestLine(FrozenRecord):
     """What the container asks the guest to see, before any encoding.
 
     `program` is argv[0] where a family passes one (rumprun); `with_env` is
     `org.runnc-py.cmdline=env`: pass `process.env` to a plain Solo5 guest in the LKL form.
     """
 
-    args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    program: str = "rumprun"
-    with_env: bool = False
+    __slots__ = ("args", "env", "program", "with_env")
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    program: str
+    with_env: bool
+
+    def __init__(
+        self,
+        args: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        program: str = "rumprun",
+        with_env: bool = False,
+    ) -> None:
+        self._set(args=args, env=env, program=program, with_env=with_env)
 
 
 def family(kind: str, with_env: bool = False) -> str:
@@ -268,5 +277,5 @@ def _check_bytes(word: str) -> None:
 
 
 def _show(word: str) -> str:
-    text = json.dumps(word)
+    text = fastjson.dumps(word)
     return text if len(text) <= 60 else text[:57] + '..."'

@@ -8,23 +8,43 @@ so a `net.json` written by `create` can be trusted by `delete` in another proces
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from runnc_py.errors import RunncError
+from runnc_py.record import FrozenRecord
 from runnc_py.strictnum import is_decimal
 
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
 MIN_MTU, MAX_MTU = 68, 65535  # IPv4's minimum, and the netlink u16 a Solo5 manifest carries
+# Character sets instead of regular expressions (`re` costs every networked create ~5 ms,
+# docs/boot-path.md).
+_HEX = frozenset("0123456789abcdef")
 # RFC 1035 names: resolv.conf search domains, one label set per entry.
-_DOMAIN_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})?\.?$")
+_DOMAIN_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_DOMAIN_REST = _DOMAIN_FIRST | frozenset(".-")
 
 
-class Address(NamedTuple):
+def is_mac(text: str) -> bool:
+    """Six colon-separated pairs of lower-case hex digits."""
+    parts = text.split(":")
+    return len(parts) == 6 and all(len(p) == 2 and _HEX.issuperset(p) for p in parts)
+
+
+def is_domain(text: str) -> bool:
+    """A search domain: up to 253 characters of letters, digits, `_`, `.` and `-`, not
+    starting with `.` or `-`, plus an optional final `.`."""
+    body = text[:-1] if len(text) > 1 and text.endswith(".") else text
+    return 0 < len(body) <= 253 and body[0] in _DOMAIN_FIRST and _DOMAIN_REST.issuperset(body)
+
+
+class Address(namedtuple("Address", ("addr", "prefixlen"))):
     """One interface address: `(addr, prefixlen)`; printed as `addr/prefixlen`."""
 
+    __slots__ = ()
     addr: str
     prefixlen: int
 
@@ -36,22 +56,44 @@ class Address(NamedTuple):
         return 6 if ":" in self.addr else 4
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(FrozenRecord):
     """A main-table route through one interface (kernel-made connected routes excluded).
 
     `metric`, `proto`, `scope` and `onlink` are kept so `unwire` can put the route back exactly
     as it was; renderers only look at destination, prefix and gateway.
     """
 
+    __slots__ = ("dev", "dst", "gateway", "metric", "onlink", "prefixlen", "proto", "scope")
     dst: str
     prefixlen: int
     gateway: str | None
     dev: str
-    metric: int | None = None
-    proto: int = 3  # RTPROT_BOOT, what `ip route add` uses
-    scope: int = 0  # RT_SCOPE_UNIVERSE
-    onlink: bool = False
+    metric: int | None
+    proto: int
+    scope: int
+    onlink: bool
+
+    def __init__(
+        self,
+        dst: str,
+        prefixlen: int,
+        gateway: str | None,
+        dev: str,
+        metric: int | None = None,
+        proto: int = 3,  # RTPROT_BOOT, what `ip route add` uses
+        scope: int = 0,  # RT_SCOPE_UNIVERSE
+        onlink: bool = False,
+    ) -> None:
+        self._set(
+            dst=dst,
+            prefixlen=prefixlen,
+            gateway=gateway,
+            dev=dev,
+            metric=metric,
+            proto=proto,
+            scope=scope,
+            onlink=onlink,
+        )
 
     @property
     def family(self) -> int:
@@ -73,16 +115,27 @@ class Route:
         return text
 
 
-@dataclass(frozen=True)
-class InterfaceFacts:
+class InterfaceFacts(FrozenRecord):
     """One non-loopback Ethernet interface of the container."""
 
+    __slots__ = ("ipv4", "ipv6", "mac", "mtu", "name", "routes")
     name: str
     mac: str
     mtu: int
-    ipv4: tuple[Address, ...] = ()
-    ipv6: tuple[Address, ...] = ()
-    routes: tuple[Route, ...] = ()
+    ipv4: tuple[Address, ...]
+    ipv6: tuple[Address, ...]
+    routes: tuple[Route, ...]
+
+    def __init__(
+        self,
+        name: str,
+        mac: str,
+        mtu: int,
+        ipv4: tuple[Address, ...] = (),
+        ipv6: tuple[Address, ...] = (),
+        routes: tuple[Route, ...] = (),
+    ) -> None:
+        self._set(name=name, mac=mac, mtu=mtu, ipv4=ipv4, ipv6=ipv6, routes=routes)
 
     def addresses(self, family: int) -> tuple[Address, ...]:
         return self.ipv4 if family == 4 else self.ipv6
@@ -113,20 +166,26 @@ class InterfaceFacts:
         )
 
 
-@dataclass(frozen=True)
-class DnsFacts:
+class DnsFacts(FrozenRecord):
     """Resolver settings from the container's resolv.conf."""
 
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
+    __slots__ = ("nameservers", "search")
+    nameservers: tuple[str, ...]
+    search: tuple[str, ...]
+
+    def __init__(self, nameservers: tuple[str, ...] = (), search: tuple[str, ...] = ()) -> None:
+        self._set(nameservers=nameservers, search=search)
 
 
-@dataclass(frozen=True)
-class NetworkFacts:
+class NetworkFacts(FrozenRecord):
     """Everything the guest needs to look like the container on the network."""
 
+    __slots__ = ("dns", "interfaces")
     interfaces: tuple[InterfaceFacts, ...]
-    dns: DnsFacts = field(default_factory=DnsFacts)
+    dns: DnsFacts
+
+    def __init__(self, interfaces: tuple[InterfaceFacts, ...], dns: DnsFacts | None = None) -> None:
+        self._set(interfaces=interfaces, dns=DnsFacts() if dns is None else dns)
 
     def gateway(self, family: int) -> tuple[InterfaceFacts, str] | None:
         """The interface carrying the default route of `family` (lowest metric) and its gateway."""
@@ -146,7 +205,7 @@ class NetworkFacts:
     @classmethod
     def from_dict(cls, data: Any, where: str = "facts") -> NetworkFacts:
         """Validate and load what `to_dict` wrote; any defect is a RunncError naming the field."""
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise RunncError("expected a JSON object", where=where)
         ifaces = check_list(data.get("interfaces", []), f"{where}.interfaces")
         interfaces = tuple(
@@ -156,7 +215,7 @@ class NetworkFacts:
         if len(set(names)) != len(names):
             raise RunncError("interface names repeat", where=f"{where}.interfaces")
         dns = data.get("dns", {})
-        if not isinstance(dns, Mapping):
+        if not isinstance(dns, dict):
             raise RunncError("expected a JSON object", where=f"{where}.dns")
         servers = check_list(dns.get("nameservers", []), f"{where}.dns.nameservers")
         nameservers = tuple(
@@ -189,7 +248,7 @@ def parse_resolv_conf(text: str) -> DnsFacts:
             except ValueError:
                 continue
         elif key in ("search", "domain"):
-            search = [v for v in values if _DOMAIN_RE.match(v)]
+            search = [v for v in values if is_domain(v)]
     return DnsFacts(nameservers=tuple(servers), search=tuple(search))
 
 
@@ -217,7 +276,7 @@ def route_to_dict(route: Route) -> dict[str, Any]:
 
 
 def route_from_dict(data: Any, where: str) -> Route:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise RunncError("expected a JSON object", where=where)
     dst = address_from_text(data.get("dst"), f"{where}.dst")
     gateway = data.get("gateway")
@@ -244,7 +303,7 @@ def route_from_dict(data: Any, where: str) -> Route:
 
 
 def _iface_from_dict(data: Any, where: str) -> InterfaceFacts:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise RunncError("expected a JSON object", where=where)
     name = check_ifname(data.get("name"), f"{where}.name")
     ipv4 = tuple(
@@ -291,7 +350,7 @@ def address_from_text(text: Any, where: str, family: int | None = None) -> Addre
 
 
 def mac_from_text(text: Any, where: str) -> str:
-    if not isinstance(text, str) or not _MAC_RE.match(text.lower()):
+    if not isinstance(text, str) or not is_mac(text.lower()):
         raise RunncError(f"{text!r} is not a MAC address (xx:xx:xx:xx:xx:xx)", where=where)
     return text.lower()
 
@@ -316,7 +375,7 @@ def check_ip(text: Any, where: str) -> str:
 
 
 def _domain(text: Any, where: str) -> str:
-    if not isinstance(text, str) or not _DOMAIN_RE.match(text):
+    if not isinstance(text, str) or not is_domain(text):
         raise RunncError(f"{text!r} is not a domain name", where=where)
     return text
 

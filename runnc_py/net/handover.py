@@ -98,8 +98,6 @@ def hand_over(
     `delete` can undo), and a stale half-wiring of a dead `create` under the same root is
     repaired first (runnc_py.net.repair).
     """
-    from dataclasses import replace  # the wiring's own records (net/wired.py) are dataclasses
-
     from runnc_py.net.cmdline import GuestLine, guest_words
     from runnc_py.net.config import guest_config
     from runnc_py.net.read import read_facts
@@ -127,8 +125,7 @@ def hand_over(
     wired = wire(netns, facts, max_devices=len(names), owner=owner, group=group, journal=save)
     try:
         # The record names the devices as the guest's manifest does (`net show`).
-        wired = replace(
-            wired,
+        wired = wired.replace(
             devices=tuple(
                 nic._replace(guest_device=name)
                 for name, nic in zip(used, wired.devices, strict=True)

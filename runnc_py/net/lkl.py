@@ -18,14 +18,17 @@ our one-line error, not a guest that boots without a network. LKL calls its devi
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 from runnc_py.errors import RunncError
-from runnc_py.net.facts import InterfaceFacts, NetworkFacts, Route
 from runnc_py.net.naming import SOLO5_MAX_DEVICES, guest_device_names, tap_name
+from runnc_py.oci import fastjson
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from runnc_py.net.facts import InterfaceFacts, NetworkFacts, Route
 
 TOKEN_MAX = 300  # LKL_CONFIG_JSON_TOKEN_MAX
 SIZE_MAX = 4095  # one read(fd, buf, 4096) in the Nabla port, which also needs the NUL
@@ -70,8 +73,18 @@ _COMMON_IFACE = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(FrozenRecord):
+    __slots__ = (
+        "defaults",
+        "device_key",
+        "has_routes",
+        "iface_keys",
+        "iftype",
+        "masklen_max",
+        "max_interfaces",
+        "name",
+        "top_keys",
+    )
     name: str
     top_keys: frozenset[str]
     iface_keys: frozenset[str]
@@ -81,6 +94,31 @@ class Dialect:
     has_routes: bool  # `route`, `ifgateway`, `ifgateway6`
     defaults: Mapping[str, str]
     masklen_max: int  # the longest IPv4 prefix the dialect configures (the shortest is 1)
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        top_keys: frozenset[str],
+        iface_keys: frozenset[str],
+        max_interfaces: int,
+        iftype: str,
+        device_key: str,
+        has_routes: bool,
+        defaults: Mapping[str, str],
+        masklen_max: int,
+    ) -> None:
+        self._set(
+            name=name,
+            top_keys=top_keys,
+            iface_keys=iface_keys,
+            max_interfaces=max_interfaces,
+            iftype=iftype,
+            device_key=device_key,
+            has_routes=has_routes,
+            defaults=defaults,
+            masklen_max=masklen_max,
+        )
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -174,7 +212,7 @@ def render_lkl_json(
                 raise RunncError("'interfaces' comes from the network facts", where=where)
             config[key] = value
 
-    text = json.dumps(config, separators=(",", ":"))
+    text = fastjson.dumps(config, separators=(",", ":"))
     validate_lkl_json(text, d.name)
     return text
 
@@ -186,10 +224,7 @@ def validate_lkl_json(text: str, dialect: str = "nabla") -> None:
     size = len(text.encode())
     if size > SIZE_MAX:
         raise RunncError(f"{size} bytes; the guest reads at most {SIZE_MAX}", where=where)
-    try:
-        config = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError, _DuplicateKey) as exc:
-        raise RunncError(f"not valid JSON: {exc}", where=where) from None
+    config = _parse(text, where)
     if not isinstance(config, dict):
         raise RunncError("the top level must be a JSON object", where=where)
     tokens = json_tokens(config)
@@ -293,6 +328,21 @@ def _check_masklen(length: int, what: str, d: Dialect, where: str) -> None:
             f"1..{d.masklen_max} (the guest would boot without it)",
             where=where,
         )
+
+
+def _parse(text: str, where: str) -> Any:
+    """TEXT parsed, repeated keys refused; anything fastjson refuses is parsed again by
+    `json` (only then imported), so the message is json's own."""
+    try:
+        return fastjson.loads(text, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):
+        pass
+    import json
+
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError, _DuplicateKey) as exc:
+        raise RunncError(f"not valid JSON: {exc}", where=where) from None
 
 
 class _DuplicateKey(ValueError):

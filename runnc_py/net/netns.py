@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from runnc_py.errors import RunncError
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 # The calling thread's namespace: /proc/self/ns/net is the main thread's, and `run_in_netns`
 # runs jobs in a thread that joined another one.
@@ -79,6 +81,8 @@ def run_in_netns(netns: str | None, job: Callable[[], T], *, fd: int | None = No
             outcome["value"] = job()
         except BaseException as exc:  # handed to the caller's thread below
             outcome["error"] = exc
+
+    import threading  # only for another namespace: create's init wires its own (~3 ms)
 
     try:
         thread = threading.Thread(target=runner, name="runnc-netns")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton  # `socket` itself costs ~2 ms
-from typing import NamedTuple
+from collections import namedtuple
 
 # linux/netlink.h
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -76,8 +76,10 @@ _U32_MATCH_ALL = struct.pack("=BBBBHHhhI", TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0,
 _FAMILIES = {4: AF_INET, 6: AF_INET6}
 
 
-class Message(NamedTuple):
+class Message(namedtuple("Message", ("kind", "flags", "seq", "body"))):
     """One message of a reply: its type and the bytes after the nlmsghdr."""
+
+    __slots__ = ()
 
     kind: int
     flags: int
@@ -281,8 +283,10 @@ def mac(payload: bytes | None) -> str:
     return ":".join(f"{b:02x}" for b in payload or b"")
 
 
-class Link(NamedTuple):
+class Link(namedtuple("Link", ("index", "name", "type", "flags", "mac", "mtu", "kind", "tun"))):
     """One RTM_NEWLINK reply, the fields we use."""
+
+    __slots__ = ()
 
     index: int
     name: str
@@ -313,7 +317,13 @@ def decode_link(body: bytes) -> Link:
     )
 
 
-class AddressReply(NamedTuple):
+class AddressReply(
+    namedtuple(
+        "AddressReply",
+        ("family", "index", "address", "prefixlen", "scope", "flags", "broadcast", "label"),
+    )
+):
+    __slots__ = ()
     family: int  # AF_INET / AF_INET6
     index: int
     address: str
@@ -346,7 +356,26 @@ def decode_address(body: bytes) -> AddressReply | None:
     )
 
 
-class RouteReply(NamedTuple):
+class RouteReply(
+    namedtuple(
+        "RouteReply",
+        (
+            "family",
+            "dst",
+            "prefixlen",
+            "gateway",
+            "oif",
+            "metric",
+            "table",
+            "proto",
+            "scope",
+            "type",
+            "flags",
+            "multipath",
+        ),
+    )
+):
+    __slots__ = ()
     family: int
     dst: str | None
     prefixlen: int
@@ -380,8 +409,12 @@ def decode_route(body: bytes) -> RouteReply:
     )
 
 
-class FilterReply(NamedTuple):
+class FilterReply(
+    namedtuple("FilterReply", ("index", "parent", "kind", "redirects", "other_actions"))
+):
     """An RTM_NEWTFILTER reply: the classifier and, for u32, the mirred targets of its actions."""
+
+    __slots__ = ()
 
     index: int
     parent: int

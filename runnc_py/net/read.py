@@ -12,9 +12,6 @@ guest gets anyway) and main-table routes that the kernel did not derive from an 
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
-from dataclasses import dataclass
-
 from runnc_py.errors import RunncError
 from runnc_py.net import nlmsg
 from runnc_py.net.facts import (
@@ -40,16 +37,24 @@ from runnc_py.net.nlmsg import (
 )
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import AddressRecord
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Container, Iterable
 
 RT_SCOPE_UNIVERSE = 0
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(FrozenRecord):
+    __slots__ = ("index", "mac", "mtu", "name")
     index: int
     name: str
     mac: str
     mtu: int
+
+    def __init__(self, index: int, name: str, mac: str, mtu: int) -> None:
+        self._set(index=index, name=name, mac=mac, mtu=mtu)
 
 
 def read_facts(netns: str | None = None, resolv_conf: str | None = None) -> NetworkFacts:

@@ -19,7 +19,6 @@ then `unwire` runs on it here (with its own checks) and the record is marked unw
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from runnc_py.errors import RunncError
 from runnc_py.net import nlmsg, store
@@ -58,12 +57,12 @@ def repair_stale_wiring(state_dir: str, proc_net_dev: str = PROC_NET_DEV) -> lis
             continue
         # Its path may be a dead /proc/PID/ns/net: the namespace is ours, checked by id.
         try:
-            unwire(replace(wired, netns=None))
+            unwire(wired.replace(netns=None))
         except RunncError as exc:
             raise RunncError(
                 f"repairing the wiring a dead create left: {exc.message}", where=other
             ) from None
-        store.save(other, replace(record, wired=None))
+        store.save(other, record.replace(wired=None))
         repaired.append(other)
     return repaired
 

@@ -12,10 +12,12 @@ default route, so only the device carrying the container's default route gets on
 
 from __future__ import annotations
 
-import json
-
 from runnc_py.errors import RunncError
-from runnc_py.net.facts import NetworkFacts
+from runnc_py.oci import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runnc_py.net.facts import NetworkFacts
 
 IF_PREFIX = "ukvmif"
 WHERE = "rumprun-json"
@@ -70,5 +72,5 @@ def net_members(facts: NetworkFacts, if_prefix: str = IF_PREFIX) -> list[str]:
                 if gateway and default_dev.get(family) == iface.name:
                     net["gw"] = gateway
                     default_dev.pop(family)  # one default route per family
-                members.append('"net":' + json.dumps(net, separators=(",", ":")))
+                members.append('"net":' + fastjson.dumps(net, separators=(",", ":")))
     return members

@@ -13,26 +13,38 @@ One record per line (compact JSON), the newest last: `wire` appends one before e
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.net.config import CONFIG_KINDS
 from runnc_py.net.facts import NetworkFacts
 from runnc_py.net.wired import FORMAT_VERSION, WiredNetwork
+from runnc_py.oci import fastjson
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 NET_JSON = "net.json"
 
 
-@dataclass(frozen=True)
-class NetRecord:
+class NetRecord(FrozenRecord):
+    __slots__ = ("config", "config_kind", "facts", "wired")
     facts: NetworkFacts
     wired: WiredNetwork | None
-    config_kind: str = "none"
-    config: str = ""
+    config_kind: str
+    config: str
+
+    def __init__(
+        self,
+        facts: NetworkFacts,
+        wired: WiredNetwork | None,
+        config_kind: str = "none",
+        config: str = "",
+    ) -> None:
+        self._set(facts=facts, wired=wired, config_kind=config_kind, config=config)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +109,7 @@ def _append(path: str, record: NetRecord, mode: int) -> None:
     costs microseconds, and `wire` records every step. A line cut short by a crash is ignored
     by `load` (the step it announced had not started); the newline in front keeps the next
     record off such a stump."""
-    line = "\n" + json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
+    line = "\n" + fastjson.dumps(record.to_dict(), separators=(",", ":")) + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | mode, 0o600)
         try:
@@ -133,9 +145,15 @@ def _newest(text: str) -> tuple[Any, str | None]:
     lines = text.split("\n")
     for line in reversed(lines[:-1]):
         try:
-            return json.loads(line), None
+            return fastjson.loads(line), None
         except (ValueError, RecursionError):
             continue
+    try:
+        return fastjson.loads(text), None
+    except (ValueError, RecursionError):
+        pass
+    import json  # only to say what is wrong, in json's words
+
     try:
         return json.loads(text), None
     except (ValueError, RecursionError) as exc:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.net import nlmsg
@@ -44,6 +42,11 @@ from runnc_py.net.nlmsg import (
 from runnc_py.net.read import dump_addresses, dump_raw_links
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.wired import AddressRecord, IfaceUndo, WiredNetwork
+from runnc_py.record import FrozenRecord, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Address flags a user may set (iproute2 passes these); the rest are the kernel's own state.
 IFA_USER_FLAGS = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400
@@ -82,12 +85,15 @@ def unwire(wired: WiredNetwork | dict[str, Any]) -> None:
         os.close(nsfd)
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(FrozenRecord):
     """What the namespace holds now: links by ifindex, and the ifindexes with an ingress qdisc."""
 
+    __slots__ = ("ingress", "links")
     links: dict[int, nlmsg.Link]
     ingress: frozenset[int]
+
+    def __init__(self, links: dict[int, nlmsg.Link], ingress: frozenset[int]) -> None:
+        self._set(links=links, ingress=ingress)
 
     def by_name(self, name: str) -> nlmsg.Link | None:
         return next((link for link in self.links.values() if link.name == name), None)
@@ -129,13 +135,16 @@ def looks_like_ours(link: nlmsg.Link, undo: IfaceUndo) -> bool:
     )
 
 
-@dataclass
-class _Undoer:
+class _Undoer(Record):
     """The undo steps of one `undo_all`, over one socket and one look at the namespace."""
 
+    __slots__ = ("rtnl", "seen", "steps")
     rtnl: Rtnl
     seen: Seen
-    steps: int = 0
+    steps: int
+
+    def __init__(self, rtnl: Rtnl, seen: Seen, steps: int = 0) -> None:
+        self.rtnl, self.seen, self.steps = rtnl, seen, steps
 
     def undo_one(self, undo: IfaceUndo) -> list[str]:
         if undo.tap is None:

@@ -6,9 +6,7 @@ field is validated on load because that file outlives the process that wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from runnc_py.errors import RunncError
 from runnc_py.net.facts import (
@@ -25,17 +23,23 @@ from runnc_py.net.facts import (
     route_from_dict,
     route_to_dict,
 )
+from runnc_py.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT_VERSION = 1
 
 
-class GuestNic(NamedTuple):
+class GuestNic(namedtuple("GuestNic", ("guest_device", "tap", "mac", "mtu", "iface"))):
     """One guest network device: `(guest_device, tap, mac, mtu, iface)`.
 
     The launcher opens `tap` (inside the container's network namespace) for the manifest device
     `guest_device` and gives the guest `mac` and `mtu`: the container interface's own.
     """
 
+    __slots__ = ()
     guest_device: str
     tap: str
     mac: str
@@ -43,15 +47,25 @@ class GuestNic(NamedTuple):
     iface: str
 
 
-@dataclass(frozen=True)
-class AddressRecord:
+class AddressRecord(FrozenRecord):
     """An address taken off an interface, with what is needed to put it back as it was."""
 
+    __slots__ = ("address", "broadcast", "flags", "label", "scope")
     address: Address
-    scope: int = 0
-    flags: int = 0
-    broadcast: str | None = None
-    label: str | None = None
+    scope: int
+    flags: int
+    broadcast: str | None
+    label: str | None
+
+    def __init__(
+        self,
+        address: Address,
+        scope: int = 0,
+        flags: int = 0,
+        broadcast: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        self._set(address=address, scope=scope, flags=flags, broadcast=broadcast, label=label)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +78,7 @@ class AddressRecord:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> AddressRecord:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise RunncError("expected a JSON object", where=where)
         broadcast = data.get("broadcast")
         label = data.get("label")
@@ -79,21 +93,41 @@ class AddressRecord:
         )
 
 
-@dataclass(frozen=True)
-class IfaceUndo:
+class IfaceUndo(FrozenRecord):
     """What is done to one interface: a journal of intents. Each field is written (and the
     record saved) *before* its step runs, so a record cut short by kill -9 at any point names
     everything that may exist. `unwire` checks each thing is there and ours before undoing it:
     the tap by ifindex + name + kind tun, the ingress qdisc by its filters redirecting to that
     tap, and addresses go back onto `iface_index` only."""
 
+    __slots__ = ("addresses", "iface", "iface_index", "ingress", "routes", "tap", "tap_index")
     iface: str
-    tap: str | None = None  # the tap we create
-    ingress: bool = False  # we add the ingress qdisc on `iface`
-    addresses: tuple[AddressRecord, ...] = ()  # taken off `iface`
-    routes: tuple[Route, ...] = ()  # main-table routes through `iface` to put back
-    iface_index: int | None = None  # `iface`'s ifindex: what is restored goes there only
-    tap_index: int | None = None  # the ifindex chosen for `tap` before creating it
+    tap: str | None
+    ingress: bool
+    addresses: tuple[AddressRecord, ...]
+    routes: tuple[Route, ...]
+    iface_index: int | None
+    tap_index: int | None
+
+    def __init__(
+        self,
+        iface: str,
+        tap: str | None = None,  # the tap we create
+        ingress: bool = False,  # we add the ingress qdisc on `iface`
+        addresses: tuple[AddressRecord, ...] = (),  # taken off `iface`
+        routes: tuple[Route, ...] = (),  # main-table routes through `iface` to put back
+        iface_index: int | None = None,  # `iface`'s ifindex: what is restored goes there only
+        tap_index: int | None = None,  # the ifindex chosen for `tap` before creating it
+    ) -> None:
+        self._set(
+            iface=iface,
+            tap=tap,
+            ingress=ingress,
+            addresses=addresses,
+            routes=routes,
+            iface_index=iface_index,
+            tap_index=tap_index,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +142,7 @@ class IfaceUndo:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> IfaceUndo:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise RunncError("expected a JSON object", where=where)
         tap = data.get("tap")
         ingress = data.get("ingress", False)
@@ -131,17 +165,27 @@ class IfaceUndo:
         )
 
 
-@dataclass(frozen=True)
-class WiredNetwork:
+class WiredNetwork(FrozenRecord):
     """The guest's devices and the undo log of one `wire` call."""
 
+    __slots__ = ("devices", "netns", "netns_id", "owner", "undo")
     netns: str | None
     netns_id: str
-    devices: tuple[GuestNic, ...] = ()
-    undo: tuple[IfaceUndo, ...] = field(default=())
+    devices: tuple[GuestNic, ...]
+    undo: tuple[IfaceUndo, ...]
     # "PID:STARTTIME" of the process that wired (its /proc/PID/stat start time): a later
     # `create` may repair a stale half-wiring only once that process is gone.
-    owner: str | None = None
+    owner: str | None
+
+    def __init__(
+        self,
+        netns: str | None,
+        netns_id: str,
+        devices: tuple[GuestNic, ...] = (),
+        undo: tuple[IfaceUndo, ...] = (),
+        owner: str | None = None,
+    ) -> None:
+        self._set(netns=netns, netns_id=netns_id, devices=devices, undo=undo, owner=owner)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +199,7 @@ class WiredNetwork:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "wired") -> WiredNetwork:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise RunncError("expected a JSON object", where=where)
         if data.get("version") != FORMAT_VERSION:
             raise RunncError(
@@ -194,7 +238,7 @@ def _ifindex(value: Any, where: str) -> int | None:
 
 
 def _nic_from_dict(data: Any, where: str) -> GuestNic:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise RunncError("expected a JSON object", where=where)
     guest_device = data.get("guest_device")
     if not isinstance(guest_device, str) or not 0 < len(guest_device) < 68:

@@ -29,9 +29,6 @@ import fcntl
 import os
 import struct
 from _socket import if_nametoindex  # `socket` itself costs ~2 ms
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from runnc_py.errors import RunncError
 from runnc_py.net import nlmsg
@@ -58,8 +55,16 @@ from runnc_py.net.read import dump_addresses, dump_routes
 from runnc_py.net.rtnl import Rtnl
 from runnc_py.net.unwiring import GONE, Seen, look, undo_all, unwire
 from runnc_py.net.wired import GuestNic, IfaceUndo, WiredNetwork
+from runnc_py.record import Record
 
-__all__ = ["Journal", "unwire", "wire"]  # unwire: unwiring.py, here for the callers' sake
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Journal = Callable[[WiredNetwork], None]
+
+__all__ = ["unwire", "wire"]  # unwire: unwiring.py, here for the callers' sake
 
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
@@ -70,8 +75,6 @@ IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_TUN_EXCL = 0x8000  # fail with EBUSY when the name is taken, instead of attaching to it
 _TAP_ATTEMPTS = 8  # draws of a free ifindex (see naming.TAP_INDEX_BASE)
-
-Journal = Callable[[WiredNetwork], None]
 
 
 def wire(
@@ -114,17 +117,21 @@ def wire(
         os.close(nsfd)
 
 
-@dataclass
-class _Journal:
+class _Journal(Record):
     """The undo log while `wire` runs; `record()` snapshots it as an immutable WiredNetwork."""
 
+    __slots__ = ("checkpoints", "devices", "netns", "netns_id", "owner", "save", "undo")
     netns: str | None
     netns_id: str
     owner: str
     save: Journal | None
-    devices: list[GuestNic] = field(default_factory=list)
-    undo: list[IfaceUndo] = field(default_factory=list)
-    checkpoints: int = 0
+    devices: list[GuestNic]
+    undo: list[IfaceUndo]
+    checkpoints: int
+
+    def __init__(self, netns: str | None, netns_id: str, owner: str, save: Journal | None) -> None:
+        self.netns, self.netns_id, self.owner, self.save = netns, netns_id, owner, save
+        self.devices, self.undo, self.checkpoints = [], [], 0
 
     def record(self) -> WiredNetwork:
         return WiredNetwork(
@@ -133,7 +140,7 @@ class _Journal:
 
     def intend(self, **changes: Any) -> None:
         """Record what the next step will do to the current interface, save, then go on."""
-        self.undo[-1] = replace(self.undo[-1], **changes)
+        self.undo[-1] = self.undo[-1].replace(**changes)
         if self.save is not None:
             self.save(self.record())
         self.checkpoint()

@@ -40,17 +40,26 @@ _scanner = _json.make_scanner(_ScanContext()) if _json is not None else None
 _WHITESPACE = " \t\n\r"
 
 
-def loads(text: str | bytes) -> Any:
-    """Decode TEXT; ValueError on malformed input (as json.loads raises JSONDecodeError)."""
+def _pairs_scanner(hook: Any) -> Any:
+    """A scanner whose objects are built by HOOK from their (key, value) pairs."""
+    context = _ScanContext()
+    context.object_pairs_hook = hook
+    return _json.make_scanner(context)
+
+
+def loads(text: str | bytes, object_pairs_hook: Any = None) -> Any:
+    """Decode TEXT; ValueError on malformed input (as json.loads raises JSONDecodeError).
+    OBJECT_PAIRS_HOOK as json.loads takes it (whatever it raises propagates)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    if _scanner is None:  # pragma: no cover
+    if _json is None:  # pragma: no cover
         import json
 
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    scanner = _scanner if object_pairs_hook is None else _pairs_scanner(object_pairs_hook)
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scanner(text, start)
+        value, end = scanner(text, start)
     except StopIteration:
         raise ValueError(f"no JSON value at offset {start}") from None
     except SystemError:
@@ -59,24 +68,31 @@ def loads(text: str | bytes) -> Any:
         # real parser say what is wrong (this is only ever the error path).
         import json
 
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"extra data at offset {end}")
     return value
 
 
-def dumps(obj: Any, indent: int | None = None) -> str:
-    """Encode OBJ like json.dumps(obj, indent=INDENT) for plain JSON values."""
+def dumps(
+    obj: Any, indent: int | None = None, separators: tuple[str, str] | None = None
+) -> str:
+    """Encode OBJ like json.dumps(obj, indent=INDENT, separators=SEPARATORS) for plain JSON
+    values."""
     if _json is None:  # pragma: no cover
         import json
 
-        return json.dumps(obj, indent=indent)
+        return json.dumps(obj, indent=indent, separators=separators)
+    if separators is None:
+        separators = (", " if indent is None else ",", ": ")
     out: list[str] = []
-    _write(obj, out, indent, 0)
+    _write(obj, out, indent, 0, separators)
     return "".join(out)
 
 
-def _write(obj: Any, out: list[str], indent: int | None, level: int) -> None:
+def _write(
+    obj: Any, out: list[str], indent: int | None, level: int, seps: tuple[str, str] = (", ", ": ")
+) -> None:
     if isinstance(obj, str):
         out.append(_encode_str(obj))
     elif obj is None:
@@ -96,30 +112,30 @@ def _write(obj: Any, out: list[str], indent: int | None, level: int) -> None:
         if not obj:
             out.append("{}")
             return
-        inner, close, sep = _layout(indent, level)
+        inner, close = _layout(indent, level)
         out.append("{")
         for i, (key, value) in enumerate(obj.items()):
             if not isinstance(key, str):
                 raise TypeError(f"keys must be str, not {type(key).__name__}")
-            out.append((sep if i else "") + inner + _encode_str(key) + ": ")
-            _write(value, out, indent, level + 1)
+            out.append((seps[0] if i else "") + inner + _encode_str(key) + seps[1])
+            _write(value, out, indent, level + 1, seps)
         out.append(close + "}")
     elif isinstance(obj, (list, tuple)):
         if not obj:
             out.append("[]")
             return
-        inner, close, sep = _layout(indent, level)
+        inner, close = _layout(indent, level)
         out.append("[")
         for i, value in enumerate(obj):
-            out.append((sep if i else "") + inner)
-            _write(value, out, indent, level + 1)
+            out.append((seps[0] if i else "") + inner)
+            _write(value, out, indent, level + 1, seps)
         out.append(close + "]")
     else:
         raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _layout(indent: int | None, level: int) -> tuple[str, str, str]:
-    """(before each item, before the closing bracket, between items)."""
+def _layout(indent: int | None, level: int) -> tuple[str, str]:
+    """(before each item, before the closing bracket)."""
     if indent is None:
-        return "", "", ", "
-    return "\n" + " " * (indent * (level + 1)), "\n" + " " * (indent * level), ","
+        return "", ""
+    return "\n" + " " * (indent * (level + 1)), "\n" + " " * (indent * level)

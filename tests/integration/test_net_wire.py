@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -277,7 +276,7 @@ def test_real_net_unikernel_on_the_wired_tap_answers_v4_and_v6(lab: Lab, guests:
         # The renderer refuses the lab's static route (MirageOS has no route flags), so the
         # guest gets the interface alone.
         eth0 = facts.interfaces[0]
-        only_eth0 = NetworkFacts(interfaces=(replace(eth0, routes=eth0.routes[:0]),))
+        only_eth0 = NetworkFacts(interfaces=(eth0.replace(routes=eth0.routes[:0]),))
         args = guest_config(only_eth0, "solo5-cmdline").split()
         proc = subprocess.Popen(
             [

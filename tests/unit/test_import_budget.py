@@ -13,10 +13,13 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+import pytest
 
 from tests.unit import elfcraft as ec
 
@@ -74,15 +77,18 @@ CREATE_MODULES = (
 )
 
 
-def boot_python(code: str, env: dict[str, str] | None = None) -> set[str]:
-    """sys.modules after CODE, in `python -IS` with the entry's sys.path (build.py)."""
+def boot_python(
+    code: str, env: dict[str, str] | None = None, wrapper: list[str] | None = None
+) -> set[str]:
+    """sys.modules after CODE, in `python -IS` with the entry's sys.path (build.py), run
+    under WRAPPER (a command such as `unshare --net`) if given."""
     paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], str(REPO)]
     program = (
         f"import sys\nsys.path[1:1] = {paths!r}\n{code}\n"
         "print(repr(sorted(sys.modules)), flush=True)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-IS", "-c", program],
+        [*(wrapper or []), sys.executable, "-IS", "-c", program],
         capture_output=True,
         text=True,
         env=env,
@@ -176,3 +182,82 @@ def test_create_plans_a_bundle_within_budget(tmp_path: Path) -> None:
     )
     boot_python(code, env)  # fills the image cache
     assert over_budget(boot_python(code, env), HEAVY_CREATE) == []
+
+
+# The init's networking (net/handover.py's `hand_over`, docs/boot-path.md): on top of the
+# heavy modules, `socket` (~6 ms with its enum), `threading` (~3 ms) and `ctypes` (~2 ms) are
+# imported only where a call needs them (another namespace, an interpreter without os.setns).
+# `collections` stays allowed here: `ipaddress` (addresses canonicalised as before) needs it.
+HEAVY_NET = (*HEAVY, "socket", "threading", "ctypes", "contextlib")
+
+NET_FACTS = (
+    "from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route\n"
+    "eth0 = InterfaceFacts('eth0', '02:42:ac:11:00:02', 1500, (Address('172.17.0.2', 16),),"
+    " (Address('fd00::2', 64),), (Route('0.0.0.0', 0, '172.17.0.1', 'eth0', metric=5),))\n"
+    "facts = NetworkFacts((eth0,), DnsFacts(('10.0.0.53',), ('example.org',)))\n"
+)
+
+
+def test_the_networking_path_renders_and_journals_within_budget(tmp_path: Path) -> None:
+    """What `hand_over` does besides talking to the kernel, as the init does it: the guest's
+    command line and configuration for every kind, resolv.conf read, the net.json journal
+    written and read back (repair's path), and every module of the wiring imported."""
+    (tmp_path / "resolv.conf").write_text("nameserver 10.0.0.53\nsearch example.org\n")
+    code = (
+        "from runnc_py.net.handover import hand_over, free_net_devices, has_interfaces\n"
+        "import runnc_py.net.wiring, runnc_py.net.unwiring, runnc_py.net.repair\n"
+        "from runnc_py.net import store\n"
+        "from runnc_py.net.cmdline import GuestLine, guest_words\n"
+        "from runnc_py.net.config import CONFIG_KINDS, guest_config\n"
+        "from runnc_py.net.read import read_resolv_conf\n"
+        "from runnc_py.net.wired import GuestNic, IfaceUndo, WiredNetwork\n"
+        f"{NET_FACTS}"
+        f"assert read_resolv_conf({str(tmp_path / 'resolv.conf')!r}) == facts.dns\n"
+        "for kind in CONFIG_KINDS:\n"
+        "    if kind != 'none':\n"
+        "        text = guest_config(facts, kind, device_names=['service0'])\n"
+        "        assert text, kind\n"
+        "    guest_words(kind, GuestLine(args=('a', 'b c')), facts, device_names=['service0'])\n"
+        "nic = GuestNic('service0', 'tapeth0', eth0.mac, 1500, 'eth0')\n"
+        "wired = WiredNetwork(None, '1:2', (nic,), (IfaceUndo('eth0', tap='tapeth0'),), '1:2')\n"
+        f"save = store.journal({str(tmp_path)!r}, facts, 'lkl-json', text)\n"
+        "save(wired)\n"
+        f"assert store.load({str(tmp_path)!r}) == store.NetRecord(facts, wired, 'lkl-json', text)\n"
+    )
+    assert over_budget(boot_python(code), HEAVY_NET) == []
+
+
+def test_hand_over_wires_a_namespace_within_budget(tmp_path: Path) -> None:
+    """`hand_over` itself, as create's init calls it, in a network namespace of its own (made
+    by `unshare --net`) with a veth pair (addresses on both, the default route on eth0), a
+    resolv.conf and a state directory (so the journal and the stale-wiring repair run too);
+    then the wiring undone. Needs root (taps, addresses, tc)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: wiring creates taps and moves addresses")
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare(1) and ip(8)")
+    (tmp_path / "resolv.conf").write_text("nameserver 10.0.0.53\n")
+    state_dir = tmp_path / "state" / "budget"
+    state_dir.mkdir(parents=True)
+    setup = (
+        "ip link set lo up && ip link add eth0 type veth peer name peer0 && ip link set eth0 up"
+        " && ip addr add 10.77.0.2/24 dev eth0 && ip route add default via 10.77.0.1"
+        " && ip link set peer0 up && ip addr add 10.78.0.2/24 dev peer0"
+    )
+    code = (
+        "import os\n"
+        f"assert os.system({setup!r}) == 0\n"
+        "from runnc_py.monitor.launch import LaunchRequest\n"
+        "from runnc_py.net.handover import hand_over, has_interfaces\n"
+        "from runnc_py.net.wiring import unwire\n"
+        "assert has_interfaces()\n"
+        "handed = hand_over(LaunchRequest('k', args=('a',)), ['service0', 'service1'],"
+        " kind='solo5-cmdline',"
+        f" resolv_conf={str(tmp_path / 'resolv.conf')!r}, state_dir={str(state_dir)!r})\n"
+        "assert sorted(handed.request.nets) == ['service0', 'service1'], handed.request.nets\n"
+        "assert handed.record.facts.interfaces[0].ipv4[0].addr == '10.77.0.2'\n"
+        "unwire(handed.record.wired)\n"
+    )
+    modules = boot_python(code, wrapper=["unshare", "--net"])
+    assert "runnc_py.net.wiring" in modules
+    assert over_budget(modules, HEAVY_NET) == []

@@ -56,13 +56,11 @@ def test_corrupt_records_are_one_line_errors(tmp_path: Path, content: str, messa
 def test_journal_lines_are_read_newest_first_and_a_cut_line_is_ignored(tmp_path: Path) -> None:
     """net.json is a journal: one record per line, appended before each wiring step and at
     the end. `load` returns the newest complete line."""
-    from dataclasses import replace
-
     from runnc_py.net.wired import IfaceUndo
 
     full = record()
     assert full.wired is not None
-    first = replace(full.wired, devices=(), undo=(IfaceUndo("eth0", tap="tapeth0"),))
+    first = full.wired.replace(devices=(), undo=(IfaceUndo("eth0", tap="tapeth0"),))
     save = store.journal(tmp_path, full.facts, full.config_kind, full.config)
     save(first)
     assert store.load(tmp_path).wired == first
@@ -73,7 +71,7 @@ def test_journal_lines_are_read_newest_first_and_a_cut_line_is_ignored(tmp_path:
     with open(path, "a") as f:
         f.write('{"version": 1, "facts": {"interf')  # a crash in the middle of a line
     assert store.load(tmp_path) == full
-    store.save(tmp_path, replace(full, config="final"))  # the final record: one more line
+    store.save(tmp_path, full.replace(config="final"))  # the final record: one more line
     assert store.load(tmp_path).config == "final"
     again = store.journal(tmp_path, full.facts)
     again(first)  # a new journal starts a new file
