@@ -416,8 +416,7 @@ def _create_planned(g: Globals, store: Store, job: CreateJob, pid_file: str | No
             chan = _fork_init(g, job, state, fifo, slave, lock.fd)
             try:
                 store.save(state)  # the init's pid and start time
-                expect_ok(chan, "create: namespaces")
-                _make_cgroup(store, state, job.cg_plan)
+                _make_cgroup_meanwhile(store, state, job.cg_plan, chan)
                 _run_create_hooks(job, state)
                 send(chan, GO)
                 expect_ok(chan, "create: devices")
@@ -564,6 +563,23 @@ def _make_cgroup(store: Store, state: ContainerState, cg_plan: CgroupPlan) -> No
     state.cgroup = cgroup.to_json()
     store.save(state)
     cgroup.add(state.pid)
+
+
+def _make_cgroup_meanwhile(
+    store: Store, state: ContainerState, cg_plan: CgroupPlan, chan: Channel
+) -> None:
+    """The cgroup made and joined while the init enters its namespaces (the cgroup namespace
+    is ignored, oci/namespaces.py, so the order is free), then the init's "ok" awaited. When
+    the cgroup step fails, the init's own error wins if it has one: joining fails with "no
+    such process" only because the init died first, and its message says why."""
+    from runnc_py.oci.init import expect_ok
+
+    try:
+        _make_cgroup(store, state, cg_plan)
+    except (RunncError, OSError):
+        expect_ok(chan, "create: namespaces")
+        raise
+    expect_ok(chan, "create: namespaces")
 
 
 def _run_create_hooks(job: CreateJob, state: ContainerState) -> None:
