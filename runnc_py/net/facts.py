@@ -7,10 +7,10 @@ so a `net.json` written by `create` can be trusted by `delete` in another proces
 
 from __future__ import annotations
 
-import ipaddress
-from collections import namedtuple
+from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton  # `socket` itself costs ~2 ms
 
 from runnc_py.errors import RunncError
+from runnc_py.net.tuples import TupleRecord
 from runnc_py.record import FrozenRecord
 from runnc_py.strictnum import is_decimal
 
@@ -41,10 +41,37 @@ def is_domain(text: str) -> bool:
     return 0 < len(body) <= 253 and body[0] in _DOMAIN_FIRST and _DOMAIN_REST.issuperset(body)
 
 
-class Address(namedtuple("Address", ("addr", "prefixlen"))):
+def canonical_ip(text: Any) -> tuple[str, int]:
+    """`(str(ipaddress.ip_address(TEXT)), its version)`; ValueError where ip_address raises.
+
+    Plain IPv4 and IPv6 text goes through the C library's inet_pton/inet_ntop (`ipaddress`
+    costs every networked create ~2 ms with functools and collections), which agree with
+    ipaddress on what they accept and how they print it; anything else (a zone `%eth0`, an
+    IPv6 address printed with an embedded IPv4 part, another type) is left to ipaddress
+    itself, so results and messages are unchanged (tests/unit/test_net_lean.py)."""
+    if isinstance(text, str) and text.isascii():
+        family = AF_INET6 if ":" in text else AF_INET
+        try:
+            packed = inet_pton(family, text)
+        except OSError:
+            pass
+        else:
+            canonical = inet_ntop(family, packed)
+            if family == AF_INET:
+                return canonical, 4
+            if "." not in canonical:
+                return canonical, 6
+    import ipaddress
+
+    addr = ipaddress.ip_address(text)
+    return str(addr), addr.version
+
+
+class Address(TupleRecord):
     """One interface address: `(addr, prefixlen)`; printed as `addr/prefixlen`."""
 
     __slots__ = ()
+    _fields = ("addr", "prefixlen")
     addr: str
     prefixlen: int
 
@@ -244,7 +271,7 @@ def parse_resolv_conf(text: str) -> DnsFacts:
         if key == "nameserver":
             addr = values[0].split("%", 1)[0]  # drop a link-local zone: the guest has no scopes
             try:
-                servers.append(str(ipaddress.ip_address(addr)))
+                servers.append(canonical_ip(addr)[0])
             except ValueError:
                 continue
         elif key in ("search", "domain"):
@@ -339,14 +366,14 @@ def address_from_text(text: Any, where: str, family: int | None = None) -> Addre
         raise RunncError(f"{text!r} is not ADDRESS/PREFIXLEN", where=where)
     addr_text, _, plen_text = text.partition("/")
     try:
-        addr = ipaddress.ip_address(addr_text)
+        addr, version = canonical_ip(addr_text)
     except ValueError:
         raise RunncError(f"{addr_text!r} is not an IP address", where=where) from None
-    if family is not None and addr.version != family:
+    if family is not None and version != family:
         raise RunncError(f"{text!r} is not an IPv{family} address", where=where)
-    if not is_decimal(plen_text) or int(plen_text) > addr.max_prefixlen:
+    if not is_decimal(plen_text) or int(plen_text) > (32 if version == 4 else 128):
         raise RunncError(f"{plen_text!r} is not a prefix length for {addr_text}", where=where)
-    return Address(str(addr), int(plen_text))
+    return Address(addr, int(plen_text))
 
 
 def mac_from_text(text: Any, where: str) -> str:
@@ -369,7 +396,7 @@ def check_ifname(text: Any, where: str) -> str:
 
 def check_ip(text: Any, where: str) -> str:
     try:
-        return str(ipaddress.ip_address(text))
+        return canonical_ip(text)[0]
     except ValueError:
         raise RunncError(f"{text!r} is not an IP address", where=where) from None
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import struct
 from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton  # `socket` itself costs ~2 ms
-from collections import namedtuple
+
+from runnc_py.net.tuples import TupleRecord
 
 # linux/netlink.h
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -76,10 +77,11 @@ _U32_MATCH_ALL = struct.pack("=BBBBHHhhI", TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0,
 _FAMILIES = {4: AF_INET, 6: AF_INET6}
 
 
-class Message(namedtuple("Message", ("kind", "flags", "seq", "body"))):
+class Message(TupleRecord):
     """One message of a reply: its type and the bytes after the nlmsghdr."""
 
     __slots__ = ()
+    _fields = ("kind", "flags", "seq", "body")
 
     kind: int
     flags: int
@@ -283,10 +285,11 @@ def mac(payload: bytes | None) -> str:
     return ":".join(f"{b:02x}" for b in payload or b"")
 
 
-class Link(namedtuple("Link", ("index", "name", "type", "flags", "mac", "mtu", "kind", "tun"))):
+class Link(TupleRecord):
     """One RTM_NEWLINK reply, the fields we use."""
 
     __slots__ = ()
+    _fields = ("index", "name", "type", "flags", "mac", "mtu", "kind", "tun")
 
     index: int
     name: str
@@ -317,13 +320,9 @@ def decode_link(body: bytes) -> Link:
     )
 
 
-class AddressReply(
-    namedtuple(
-        "AddressReply",
-        ("family", "index", "address", "prefixlen", "scope", "flags", "broadcast", "label"),
-    )
-):
+class AddressReply(TupleRecord):
     __slots__ = ()
+    _fields = ("family", "index", "address", "prefixlen", "scope", "flags", "broadcast", "label")
     family: int  # AF_INET / AF_INET6
     index: int
     address: str
@@ -356,26 +355,22 @@ def decode_address(body: bytes) -> AddressReply | None:
     )
 
 
-class RouteReply(
-    namedtuple(
-        "RouteReply",
-        (
-            "family",
-            "dst",
-            "prefixlen",
-            "gateway",
-            "oif",
-            "metric",
-            "table",
-            "proto",
-            "scope",
-            "type",
-            "flags",
-            "multipath",
-        ),
-    )
-):
+class RouteReply(TupleRecord):
     __slots__ = ()
+    _fields = (
+        "family",
+        "dst",
+        "prefixlen",
+        "gateway",
+        "oif",
+        "metric",
+        "table",
+        "proto",
+        "scope",
+        "type",
+        "flags",
+        "multipath",
+    )
     family: int
     dst: str | None
     prefixlen: int
@@ -409,12 +404,11 @@ def decode_route(body: bytes) -> RouteReply:
     )
 
 
-class FilterReply(
-    namedtuple("FilterReply", ("index", "parent", "kind", "redirects", "other_actions"))
-):
+class FilterReply(TupleRecord):
     """An RTM_NEWTFILTER reply: the classifier and, for u32, the mirred targets of its actions."""
 
     __slots__ = ()
+    _fields = ("index", "parent", "kind", "redirects", "other_actions")
 
     index: int
     parent: int

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from _socket import AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, socket  # `socket` costs ~2 ms
-from collections.abc import Callable
 
 from runnc_py.net.nlmsg import (
     NLM_F_ACK,
@@ -24,6 +23,10 @@ from runnc_py.net.nlmsg import (
     frame,
     messages,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270

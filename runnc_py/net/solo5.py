@@ -13,11 +13,13 @@ without any address (Mirage would fall back to its built-in 10.0.0.2/24).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from runnc_py.errors import RunncError
 from runnc_py.net.facts import InterfaceFacts, NetworkFacts
 from runnc_py.net.naming import guest_device_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 CMDLINE_MAX = 8191  # Solo5's boot command line buffer is 8192 bytes with its NUL
 WHERE = "solo5-cmdline"

@@ -6,8 +6,6 @@ field is validated on load because that file outlives the process that wrote it.
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from runnc_py.errors import RunncError
 from runnc_py.net.facts import (
     MAX_MTU,
@@ -23,6 +21,7 @@ from runnc_py.net.facts import (
     route_from_dict,
     route_to_dict,
 )
+from runnc_py.net.tuples import TupleRecord
 from runnc_py.record import FrozenRecord
 
 TYPE_CHECKING = False
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
-class GuestNic(namedtuple("GuestNic", ("guest_device", "tap", "mac", "mtu", "iface"))):
+class GuestNic(TupleRecord):
     """One guest network device: `(guest_device, tap, mac, mtu, iface)`.
 
     The launcher opens `tap` (inside the container's network namespace) for the manifest device
@@ -40,6 +39,7 @@ class GuestNic(namedtuple("GuestNic", ("guest_device", "tap", "mac", "mtu", "ifa
     """
 
     __slots__ = ()
+    _fields = ("guest_device", "tap", "mac", "mtu", "iface")
     guest_device: str
     tap: str
     mac: str

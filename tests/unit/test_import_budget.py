@@ -184,11 +184,11 @@ def test_create_plans_a_bundle_within_budget(tmp_path: Path) -> None:
     assert over_budget(boot_python(code, env), HEAVY_CREATE) == []
 
 
-# The init's networking (net/handover.py's `hand_over`, docs/boot-path.md): on top of the
-# heavy modules, `socket` (~6 ms with its enum), `threading` (~3 ms) and `ctypes` (~2 ms) are
-# imported only where a call needs them (another namespace, an interpreter without os.setns).
-# `collections` stays allowed here: `ipaddress` (addresses canonicalised as before) needs it.
-HEAVY_NET = (*HEAVY, "socket", "threading", "ctypes", "contextlib")
+# The init's networking (net/handover.py's `hand_over`, docs/boot-path.md): create's budget,
+# and `socket` (~6 ms with its enum), `threading` (~3 ms) and `ctypes` (~2 ms) imported only
+# where a call needs them (another namespace, an interpreter without os.setns); `ipaddress`
+# (~2 ms with functools) only for what inet_pton cannot canonicalise like it (net/facts.py).
+HEAVY_NET = (*HEAVY_CREATE, "socket", "threading", "ctypes", "functools", "ipaddress")
 
 NET_FACTS = (
     "from runnc_py.net.facts import Address, DnsFacts, InterfaceFacts, NetworkFacts, Route\n"

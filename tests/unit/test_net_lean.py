@@ -4,7 +4,10 @@ byte for byte what `json` wrote, and what fastjson refuses is reported in json's
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -20,11 +23,13 @@ from runnc_py.net.facts import (
     InterfaceFacts,
     NetworkFacts,
     Route,
+    canonical_ip,
     is_domain,
     is_mac,
     mac_from_text,
 )
 from runnc_py.net.lkl import render_lkl_json, validate_lkl_json
+from runnc_py.net.nlmsg import RouteReply
 from runnc_py.net.wired import GuestNic, IfaceUndo, WiredNetwork
 from runnc_py.oci import fastjson
 
@@ -141,3 +146,58 @@ def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise ValueError(f"key {key!r} repeats")
         result[key] = value
     return result
+
+
+HEXTET = st.text("0123456789abcdefABCDEF", max_size=5)
+IPV6 = st.lists(HEXTET, min_size=1, max_size=10).map(":".join)
+IPV4 = st.lists(st.integers(0, 300).map(str) | st.text("0123456789", max_size=4), max_size=5).map(
+    ".".join
+)
+IP_TEXT = st.one_of(
+    IPV4,
+    IPV6,
+    st.tuples(IPV6, IPV4).map(":".join),
+    st.text("0123456789abcdef:.%Ae ", max_size=20),
+    st.sampled_from(["::ffff:1.2.3.4", "::1.2.3.4", "fe80::1%eth0", "01.2.3.4", "::", "1::"]),
+)
+
+
+def _ip_address(text: object) -> tuple[str, int] | str:
+    try:
+        addr = ipaddress.ip_address(text)  # type: ignore[arg-type]
+    except ValueError as exc:
+        return str(exc)
+    return str(addr), addr.version
+
+
+@given(IP_TEXT)
+def test_canonical_ip_is_what_ipaddress_says(text: str) -> None:
+    try:
+        got: tuple[str, int] | str = canonical_ip(text)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == _ip_address(text)
+
+
+def test_canonical_ip_leaves_other_types_to_ipaddress() -> None:
+    assert canonical_ip(3) == ("0.0.0.3", 4)
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+        canonical_ip(None)
+
+
+def test_tuple_records_behave_as_named_tuples() -> None:
+    addr = Address("10.0.0.2", 24)
+    assert addr == ("10.0.0.2", 24) and hash(addr) == hash(("10.0.0.2", 24))
+    assert (addr.addr, addr.prefixlen) == tuple(addr) == (*addr,)
+    assert repr(addr) == "Address(addr='10.0.0.2', prefixlen=24)" and str(addr) == "10.0.0.2/24"
+    assert addr._replace(prefixlen=8) == Address(addr="10.0.0.2", prefixlen=8)
+    assert addr._asdict() == {"addr": "10.0.0.2", "prefixlen": 24}
+    assert copy.deepcopy(addr) == addr and type(pickle.loads(pickle.dumps(addr))) is Address
+    with pytest.raises(AttributeError):
+        addr.addr = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing argument 'prefixlen'"):
+        Address("10.0.0.2")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unexpected field names"):
+        addr._replace(mask=1)
+    reply = RouteReply(4, None, 0, "10.0.0.1", 2, None, 254, 3, 0, 1, 0, multipath=False)
+    assert reply.gateway == "10.0.0.1" and reply.multipath is False and len(reply) == 12
