@@ -74,9 +74,7 @@ def loads(text: str | bytes, object_pairs_hook: Any = None) -> Any:
     return value
 
 
-def dumps(
-    obj: Any, indent: int | None = None, separators: tuple[str, str] | None = None
-) -> str:
+def dumps(obj: Any, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:
     """Encode OBJ like json.dumps(obj, indent=INDENT, separators=SEPARATORS) for plain JSON
     values."""
     if _json is None:  # pragma: no cover
