@@ -60,18 +60,22 @@ def loads(text: str | bytes, object_pairs_hook: Any = None) -> Any:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = scanner(text, start)
-    except StopIteration:
-        raise ValueError(f"no JSON value at offset {start}") from None
-    except SystemError:
-        # The C scanner raises json.decoder.JSONDecodeError, but only finds that class in
-        # sys.modules: with `json` not imported it fails without an exception set. Let the
-        # real parser say what is wrong (this is only ever the error path).
-        import json
-
-        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    except (StopIteration, SystemError):
+        # SystemError: the C scanner raises json.decoder.JSONDecodeError, but only finds that
+        # class in sys.modules, so with `json` not imported it fails without an exception set.
+        # Either way the real parser says what is wrong, with line and column.
+        return _explain(text, object_pairs_hook, f"no JSON value at offset {start}")
     if text[end:].strip(_WHITESPACE):
-        raise ValueError(f"extra data at offset {end}")
+        return _explain(text, object_pairs_hook, f"extra data at offset {end}")
     return value
+
+
+def _explain(text: str, object_pairs_hook: Any, fallback: str) -> Any:
+    """Raise json's own error for TEXT: only ever the error path, so `json` costs nothing."""
+    import json
+
+    json.loads(text, object_pairs_hook=object_pairs_hook)  # raises JSONDecodeError (ValueError)
+    raise ValueError(fallback)  # json accepted what the scanner refused: should not happen
 
 
 def dumps(obj: Any, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:

@@ -73,3 +73,13 @@ def test_errors_without_json_imported() -> None:
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ValueError", "True"] * 3
+
+
+@pytest.mark.parametrize("text", ["[1,]", "x", "{}x", '{"a":}', "", "  ", '{"a": 1} {"b": 2}'])
+def test_errors_are_jsons_own(text: str) -> None:
+    """Malformed input gets json's message (what and where: line, column), not an offset guess."""
+    with pytest.raises(ValueError) as ours:
+        fastjson.loads(text)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(text)
+    assert str(ours.value) == str(theirs.value)
