@@ -29,6 +29,7 @@ from runnc_py.oci.state import (
     proc_start_time,
     signal_verified,
 )
+from runnc_py.record import FrozenRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,9 +37,14 @@ if TYPE_CHECKING:
     from typing import Any
 
     from runnc_py.globals import Globals
+    from runnc_py.monitor.launch import LaunchRequest
+    from runnc_py.oci.autodev import AutoDevices
     from runnc_py.oci.cgroup_plan import CgroupPlan
     from runnc_py.oci.cgroups import Cgroup
     from runnc_py.oci.init import Channel
+    from runnc_py.oci.plan import UnikernelPlan
+    from runnc_py.oci.security import ProcessSecurity
+    from runnc_py.oci.spec import Spec
 
 KILL_WAIT = 10.0  # s: how long delete waits for a SIGKILLed init to die
 NET_JSON = "net.json"  # runnc_py.net.store.NET_JSON, not imported: `delete` is a hot path
@@ -268,7 +274,7 @@ def list_states(g: Globals) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- create
 
 
-class CreateJob:
+class CreateJob(FrozenRecord):
     """Everything `create` decided before anything exists on the host (pure data)."""
 
     __slots__ = (
@@ -287,9 +293,38 @@ class CreateJob:
         "terminal_socket",
     )
 
-    def __init__(self, **fields: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, fields[name])
+    def __init__(
+        self,
+        *,
+        auto: AutoDevices,
+        bundle: str,
+        cg_plan: CgroupPlan,
+        container_id: str,
+        engine_files: Any,
+        ns_actions: Any,
+        plan: UnikernelPlan,
+        preserved: tuple[int, ...],
+        request: LaunchRequest,
+        rootfs_image: str | None,
+        security: ProcessSecurity,
+        spec: Spec,
+        terminal_socket: str | None,
+    ) -> None:
+        self._set(
+            auto=auto,
+            bundle=bundle,
+            cg_plan=cg_plan,
+            container_id=container_id,
+            engine_files=engine_files,
+            ns_actions=ns_actions,
+            plan=plan,
+            preserved=preserved,
+            request=request,
+            rootfs_image=rootfs_image,
+            security=security,
+            spec=spec,
+            terminal_socket=terminal_socket,
+        )
 
 
 def create(
