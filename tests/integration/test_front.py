@@ -97,6 +97,17 @@ def assert_same_state(c: Call, py: Call, cid: str, status: str) -> None:
     assert json.loads(text)["status"] == status
 
 
+def assert_same_answer(c: Call, py: Call, *args: str) -> subprocess.CompletedProcess[str]:
+    """The C front end and the Python CLI answer ARGS alike (status, stdout, stderr)."""
+    mine, theirs = c(*args), py(*args)
+    assert (mine.returncode, mine.stdout, mine.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    ), args
+    return theirs
+
+
 def error_entries(rt: Runtime) -> list[str]:
     """The --log error messages so far (and forget them)."""
     msgs = [e["msg"] for e in rt.log_entries() if e["level"] == "error"]
@@ -285,12 +296,7 @@ def test_same_errors_for_spoiled_containers(
     error_entries(rt)
     fronts.handovers()
     for verb in (("state", cid), ("start", cid), ("kill", cid, "KILL"), ("delete", cid)):
-        mine, theirs = c(*verb), py(*verb)
-        assert (mine.returncode, mine.stdout, mine.stderr) == (
-            theirs.returncode,
-            theirs.stdout,
-            theirs.stderr,
-        ), verb
+        theirs = assert_same_answer(c, py, *verb)
         assert theirs.returncode != 0, verb
         logged = error_entries(rt)
         assert len(logged) == 2 and logged[0] == logged[1], verb
@@ -323,12 +329,7 @@ def test_same_errors_for_missing_and_bad_input(rt: Runtime, fronts: Fronts) -> N
     error_entries(rt)
     fronts.handovers()
     for args in cases:
-        mine, theirs = c(*args), py(*args)
-        assert (mine.returncode, mine.stdout, mine.stderr) == (
-            theirs.returncode,
-            theirs.stdout,
-            theirs.stderr,
-        ), args
+        theirs = assert_same_answer(c, py, *args)
         assert theirs.returncode != 0, args
         logged = error_entries(rt)
         assert len(logged) == 2 and logged[0] == logged[1], args
@@ -376,12 +377,7 @@ def test_untrusted_root_is_handed_over(rt: Runtime, fronts: Fronts) -> None:
     fronts.handovers()
     rt.root.chmod(0o777)
     try:
-        mine, theirs = c("state", cid), py("state", cid)
-        assert (mine.returncode, mine.stdout, mine.stderr) == (
-            theirs.returncode,
-            theirs.stdout,
-            theirs.stderr,
-        )
+        assert_same_answer(c, py, "state", cid)
         assert len(fronts.handovers()) == 1
     finally:
         rt.root.chmod(0o700)
