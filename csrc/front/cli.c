@@ -9,7 +9,6 @@
 
 #define DEFAULT_ROOT "/run/runnc-py"
 #define MAX_ID_LEN 255 /* NAME_MAX: the ID is one directory name */
-#define DELEGATE_DIR ".delegate"
 
 static const char *const value_opts[] = {"--root", "--log", "--log-format", "--delegate"};
 static const char *const flag_opts[] = {"--debug", "--systemd-cgroup"};
@@ -24,19 +23,28 @@ static bool one_of(const char *arg, const char *const *set, size_t n, size_t len
     return false;
 }
 
-/* A global option's value; only --root and --log-format matter here (--log is written only
- * on errors, which Python reports; --delegate only for containers that are not ours). */
-static bool take_value(const char *key, size_t keylen, const char *value, const char **root)
+static bool is_key(const char *key, size_t keylen, const char *name)
 {
-    if (keylen == strlen("--root") && strncmp(key, "--root", keylen) == 0)
-        *root = value;
-    if (keylen == strlen("--log-format") && strncmp(key, "--log-format", keylen) == 0)
-        return strcmp(value, "text") == 0 || strcmp(value, "json") == 0;
+    return keylen == strlen(name) && strncmp(key, name, keylen) == 0;
+}
+
+/* A global option's value into CMD (--delegate matters only for containers that are not
+ * ours, which Python handles); false for a value the fast path leaves to click. */
+static bool take_value(const char *key, size_t keylen, const char *value, struct command *cmd)
+{
+    if (is_key(key, keylen, "--root"))
+        cmd->root = value;
+    if (is_key(key, keylen, "--log"))
+        cmd->log = value;
+    if (is_key(key, keylen, "--log-format")) {
+        cmd->log_json = strcmp(value, "json") == 0;
+        return cmd->log_json || strcmp(value, "text") == 0;
+    }
     return true;
 }
 
 /* Index of the verb after the global options, or -1 for a form the fast path leaves to click. */
-static int split_globals(int argc, char **argv, const char **root)
+static int split_globals(int argc, char **argv, struct command *cmd)
 {
     int i = 1;
     while (i < argc) {
@@ -45,12 +53,12 @@ static int split_globals(int argc, char **argv, const char **root)
         if (one_of(arg, flag_opts, COUNT(flag_opts), strlen(arg))) {
             i += 1;
         } else if (one_of(arg, value_opts, COUNT(value_opts), strlen(arg))) {
-            if (i + 1 >= argc || !take_value(arg, strlen(arg), argv[i + 1], root))
+            if (i + 1 >= argc || !take_value(arg, strlen(arg), argv[i + 1], cmd))
                 return -1;
             i += 2;
         } else if (strncmp(arg, "--", 2) == 0 && eq != NULL &&
                    one_of(arg, value_opts, COUNT(value_opts), (size_t)(eq - arg))) {
-            if (!take_value(arg, (size_t)(eq - arg), eq + 1, root))
+            if (!take_value(arg, (size_t)(eq - arg), eq + 1, cmd))
                 return -1;
             i += 1;
         } else if (arg[0] == '-') {
@@ -84,8 +92,8 @@ bool parse_command(int argc, char **argv, struct command *cmd)
         {"kill", VERB_KILL, 2},
         {"delete", VERB_DELETE, 1},
     };
-    const char *root = DEFAULT_ROOT;
-    int at = split_globals(argc, argv, &root);
+    *cmd = (struct command){.root = DEFAULT_ROOT};
+    int at = split_globals(argc, argv, cmd);
     if (at < 0)
         return false;
     int max_operands = -1;
@@ -95,7 +103,7 @@ bool parse_command(int argc, char **argv, struct command *cmd)
             max_operands = verbs[v].max_operands;
         }
     }
-    if (max_operands < 0 || root[0] == '\0')
+    if (max_operands < 0 || cmd->root[0] == '\0')
         return false;
     /* `delete --force` of a stopped container is a plain delete (lifecycle.delete), and the
      * shim's second delete passes it: the verb checks the status. Every other flag (kill
@@ -113,7 +121,6 @@ bool parse_command(int argc, char **argv, struct command *cmd)
     }
     if (operands == 0)
         return false;
-    cmd->root = root;
     cmd->id = operand[0];
     cmd->signal = operands == 2 ? operand[1] : NULL;
     return valid_id(cmd->id);

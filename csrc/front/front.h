@@ -4,8 +4,10 @@
  *
  * The rule every module here follows: decide everything before acting, and whenever anything
  * is unusual or wrong, hand the whole call to the Python CLI unchanged (handover()), so every
- * message, exit status and --log entry is the Python one. Nothing here prints an error of its
- * own but the one for a Python entry that cannot be run.
+ * message, exit status and --log entry is the Python one. Two errors are worded here: a
+ * Python entry that cannot be run, and "container does not exist", which engines provoke on
+ * every container (the shim's second `delete`) and which report.c writes byte for byte as
+ * the Python CLI does (tests/integration/test_front.py compares them).
  *
  * Memory is never freed: every call is one short process that exits or execs.
  */
@@ -33,10 +35,14 @@ void restore_sigpipe(void);
 
 /* ------------------------------------------------------------------ command line (cli.c) */
 
+#define DELEGATE_DIR ".delegate" /* <root>/.delegate: containers handed to --delegate */
+
 enum verb { VERB_STATE, VERB_START, VERB_KILL, VERB_DELETE };
 
 struct command {
     const char *root;   /* --root as given (default /run/runnc-py) */
+    const char *log;    /* --log as given, NULL or "" for none */
+    bool log_json;      /* --log-format json (else text) */
     enum verb verb;
     const char *id;
     const char *signal; /* kill's optional operand, NULL for the default SIGTERM */
@@ -91,8 +97,12 @@ struct container {
     json_t *hooks;  /* object: poststart/poststop -> lists of hooks */
 };
 
-/* Open <root>/<id> under the trust rules 1 and 2; false if anything is off. */
-bool open_container(const char *root, const char *id, struct container *c);
+enum opened { OPENED, OPEN_MISSING, OPEN_REFUSED };
+
+/* Open <root>/<id> under the trust rules 1 and 2. OPEN_MISSING: the root is trusted and has no
+ * entry named <id>, here or in its delegate directory (Python's "container does not exist");
+ * OPEN_REFUSED: anything else that is off. */
+enum opened open_container(const char *root, const char *id, struct container *c);
 
 /* flock(LOCK_EX) on <dir>/lock (kept until exit or exec); false if it cannot be taken. */
 bool lock_container(struct container *c);
@@ -140,6 +150,13 @@ bool plan_cgroup_removal(const struct container *c, struct cgroup_removal *plan)
 /* Remove what PLAN lists; 0, or -1 if the kernel refused (idempotent: a retry redoes what
  * is left). */
 int remove_cgroup(const struct cgroup_removal *plan);
+
+/* ------------------------------------------------------------------ errors (report.c) */
+
+/* "ID: container does not exist" on stderr and as a --log error entry, as the Python CLI
+ * writes them (runnc_py/oci/log.py); returns the exit status, 1. Hands over if the log file
+ * cannot be opened, so Python meets (and words) that failure. */
+int report_missing(const struct command *cmd);
 
 /* ------------------------------------------------------------------ verbs (verbs.c) */
 

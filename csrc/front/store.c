@@ -55,20 +55,37 @@ static bool trusted_ancestors(const char *path)
     return true;
 }
 
-bool open_container(const char *root, const char *id, struct container *c)
+/* No <root>/<id> at all, and none in the delegate directory either (lifecycle.container_dir:
+ * a delegated container is handed to --delegate, or refused with its own message). */
+static enum opened missing(const struct container *c)
+{
+    char delegated[PATH_MAX];
+    struct stat st;
+    snprintf(delegated, sizeof(delegated), "%s/%s", DELEGATE_DIR, c->id);
+    if (fstatat(c->root_fd, delegated, &st, 0) == 0)
+        return S_ISDIR(st.st_mode) ? OPEN_REFUSED : OPEN_MISSING;
+    return errno == ENOENT || errno == ENOTDIR ? OPEN_MISSING : OPEN_REFUSED;
+}
+
+enum opened open_container(const char *root, const char *id, struct container *c)
 {
     struct stat st;
     memset(c, 0, sizeof(*c));
     c->root_fd = c->dir_fd = -1;
     c->id = id;
     c->root_path = realpath(root, NULL);
-    if (c->root_path == NULL || !trusted_ancestors(c->root_path))
-        return false;
+    if (c->root_path == NULL) /* no root yet: nothing in it to trust, no container either */
+        return errno == ENOENT ? OPEN_MISSING : OPEN_REFUSED;
+    if (!trusted_ancestors(c->root_path))
+        return OPEN_REFUSED;
     c->root_fd = open(c->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (c->root_fd < 0 || fstat(c->root_fd, &st) != 0 || !private_dir(&st))
-        return false;
+        return OPEN_REFUSED;
+    /* O_NOFOLLOW: a symlink, even a dangling one, is ELOOP, so ENOENT means no entry at all. */
     c->dir_fd = openat(c->root_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    return c->dir_fd >= 0 && fstat(c->dir_fd, &st) == 0 && private_dir(&st);
+    if (c->dir_fd < 0)
+        return errno == ENOENT ? missing(c) : OPEN_REFUSED;
+    return fstat(c->dir_fd, &st) == 0 && private_dir(&st) ? OPENED : OPEN_REFUSED;
 }
 
 bool lock_container(struct container *c)

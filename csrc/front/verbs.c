@@ -22,8 +22,14 @@
 /* Open, (lock,) load: the steps every verb starts with. */
 static void open_locked(const struct command *cmd, struct container *c, bool lock)
 {
-    if (!open_container(cmd->root, cmd->id, c))
-        handover("container directory missing or untrusted");
+    switch (open_container(cmd->root, cmd->id, c)) {
+    case OPENED:
+        break;
+    case OPEN_MISSING:
+        exit(report_missing(cmd));
+    case OPEN_REFUSED:
+        handover("container directory untrusted, or delegated");
+    }
     if (lock && !lock_container(c))
         handover("cannot lock the container");
     if (!load_state(c))

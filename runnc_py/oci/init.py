@@ -220,6 +220,7 @@ def run_init(chan: Channel, cfg: InitConfig) -> NoReturn:
     try:
         _enter_container(chan, cfg)
         send(chan, OK)
+        _import_boot_modules(cfg)
         _wait_go(chan)
         prepared, fifo_fd = _prepare_guest(cfg)
         if _waits_in_launcher(cfg):
@@ -264,6 +265,19 @@ def _enter_container(chan: Channel, cfg: InitConfig) -> None:
     from runnc_py.oci.namespaces import enter
 
     enter(cfg.ns_actions, cfg.hostname)
+
+
+def _import_boot_modules(cfg: InitConfig) -> None:
+    """Between steps 1 and 3, while the parent joins the cgroup and runs the runtime's hooks:
+    import what steps 3-5 use. Imports touch nothing on the host, so they need not wait."""
+    from runnc_py.monitor import launch
+    from runnc_py.oci import security
+
+    names = (*launch.boot_modules(cfg.request), *security.MODULES, "runnc_py.oci.hooks")
+    if cfg.network is not None:
+        names += ("runnc_py.oci.autodev",)
+    for name in names:
+        __import__(name)
 
 
 def _prepare_guest(cfg: InitConfig) -> tuple[Any, int]:

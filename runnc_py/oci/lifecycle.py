@@ -346,6 +346,9 @@ def create(
     and createRuntime hooks -> devices -> pid file -> "created". Any failure tears down
     everything made so far.
     """
+    from runnc_py.oci.migration import start_grace_period
+
+    start_grace_period()  # the cgroup join's kernel wait, overlapped with planning (its doc)
     store = Store(g.root)
     job = plan_create(g, store, container_id, bundle, console_socket, foreground, preserve_fds)
     try:

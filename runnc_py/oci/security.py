@@ -184,6 +184,10 @@ def _kernel_limit(value: int) -> int:
     return resource.RLIM_INFINITY if value == U64_MAX else value
 
 
+# What apply_process_security imports (python-prctl: only the init process pays for it).
+MODULES = ("ctypes", "prctl")
+
+
 def apply_process_security(sec: ProcessSecurity) -> None:
     """Become `sec` for good: limits, groups, ids, then no capabilities and NO_NEW_PRIVS.
 
@@ -195,7 +199,7 @@ def apply_process_security(sec: ProcessSecurity) -> None:
     # unreadable (e.g. a Python installed under /root), so no import may happen later.
     import ctypes
 
-    import prctl  # python-prctl: only the init process pays for this import
+    import prctl
 
     libc = ctypes.CDLL(None, use_errno=True)
 

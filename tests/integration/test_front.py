@@ -155,8 +155,11 @@ def test_needs_no_interpreter(rt: Runtime, fronts: Fronts) -> None:
     assert "Hello, World" in out.read_text()
     assert alone("delete", cid).returncode == 0
     assert_gone(rt, cid, pid)
-    # ... and what it cannot do itself fails loudly instead of half-done.
+    # The shim's second delete: answered here too, as Python words it.
     done = alone("delete", cid)
+    assert (done.returncode, done.stderr) == (1, f"runnc-py: {cid}: container does not exist\n")
+    # ... and what it cannot do itself fails loudly instead of half-done.
+    done = alone("pause", cid)
     assert done.returncode == 1 and "no-such-entry" in done.stderr
 
 
@@ -315,27 +318,77 @@ def test_same_errors_for_missing_and_bad_input(rt: Runtime, fronts: Fronts) -> N
     pid, _ = rt.created(cid, rt.bundle("time.spt", ("sleep=30",)))
     error_entries(rt)
     fronts.handovers()
+    # (arguments, handed over?): a missing container is the one error C words itself.
     cases = [
-        ("state", "no-such-container"),
-        ("delete", "no-such-container"),
-        ("kill", cid, "SIGNOPE"),
-        ("kill", cid, "65"),
-        ("state", "bad/id"),
-        ("state",),
-        ("start", cid),  # run by the first start: refused for both
-        ("delete", cid),  # running
+        (("state", "no-such-container"), False),
+        (("delete", "no-such-container"), False),
+        (("delete", "--force", "no-such-container"), False),
+        (("start", "no-such-container"), False),
+        (("kill", "no-such-container", "KILL"), False),
+        (("kill", cid, "SIGNOPE"), True),
+        (("kill", cid, "65"), True),
+        (("state", "bad/id"), True),
+        (("state",), True),
+        (("start", cid), True),  # run by the first start: refused for both
+        (("delete", cid), True),  # running
     ]
     assert c("start", cid).returncode == 0
     error_entries(rt)
     fronts.handovers()
-    for args in cases:
+    for args, handed_over in cases:
         theirs = assert_same_answer(c, py, *args)
         assert theirs.returncode != 0, args
         logged = error_entries(rt)
         assert len(logged) == 2 and logged[0] == logged[1], args
-        assert len(fronts.handovers()) == 1, args
+        assert len(fronts.handovers()) == handed_over, args
     os.kill(pid, signal.SIGKILL)
     wait_exit(pid)
+
+
+def test_missing_container_logged_alike_in_both_formats(rt: Runtime, fronts: Fronts) -> None:
+    """The --log entry C writes for a missing container is Python's, field for field and
+    byte for byte but the time, in json and in text; with and without a state root."""
+    assert not rt.root.exists()  # no container made yet
+    rt.root.mkdir(mode=0o700)
+    for fmt in ("json", "text"):
+        if fmt == "text":
+            rt.root.rmdir()
+        log = rt.tmp / f"missing.{fmt}"
+        for program, env in ((str(fronts.traced), fronts.env), (None, None)):
+            argv = [*(PYTHON_CLI if program is None else [program])]
+            done = subprocess.run(
+                [*argv, "--root", str(rt.root), "--log", str(log), "--log-format", fmt,
+                 "delete", "gone"],
+                capture_output=True, text=True, env=env,
+            )  # fmt: skip
+            expected = (1, "runnc-py: gone: container does not exist\n")
+            assert (done.returncode, done.stderr) == expected
+        entries = log.read_text().splitlines()
+        assert len(entries) == 2
+        if fmt == "json":
+            mine, theirs = (json.loads(e) for e in entries)
+            assert list(mine) == list(theirs) == ["level", "msg", "time"]
+            assert mine | {"time": ""} == theirs | {"time": ""}
+            assert [len(e) for e in entries] == [len(entries[1])] * 2
+        else:
+            cut = [e.split(" ", 1) for e in entries]
+            assert cut[0][1] == cut[1][1] == 'level=error msg="gone: container does not exist"'
+            assert len(cut[0][0]) == len(cut[1][0])
+    assert fronts.handovers() == []
+
+
+def test_delegated_container_is_handed_over(rt: Runtime, fronts: Fronts) -> None:
+    """An ID that is the delegate runtime's is not "missing": Python hands it on or refuses."""
+    c, py = both(rt, fronts)
+    (rt.root / ".delegate" / "theirs").mkdir(parents=True)
+    try:
+        fronts.handovers()
+        theirs = assert_same_answer(c, py, "state", "theirs")
+        assert "delegate" in theirs.stderr and theirs.returncode == 1
+        assert fronts.handovers() == ["container directory untrusted, or delegated"]
+    finally:
+        (rt.root / ".delegate" / "theirs").rmdir()
+        (rt.root / ".delegate").rmdir()
 
 
 def test_start_after_the_init_died(rt: Runtime, fronts: Fronts) -> None:
