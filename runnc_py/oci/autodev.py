@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 from runnc_py.errors import RunncError
-from runnc_py.oci.plan import PREFIX, resolve_in_root
+from runnc_py.oci.plan import PREFIX
 from runnc_py.record import FrozenRecord
 
 TYPE_CHECKING = False
@@ -225,12 +225,23 @@ def remove_rootfs_copy(path: str, creator: int) -> None:
 class NetworkJob(FrozenRecord):
     """What the init needs to hand the container's network to the guest."""
 
-    __slots__ = ("group", "kind", "line", "names", "netns", "owner", "resolv_conf", "state_dir")
+    __slots__ = (
+        "group",
+        "kind",
+        "line",
+        "names",
+        "netns",
+        "owner",
+        "resolv_conf",
+        "rootfs",
+        "state_dir",
+    )
     names: tuple[str, ...]  # free manifest network devices
     kind: str
     state_dir: str  # where net.json goes
     netns: str | None  # the namespace path from config.json; None: the init's own
-    resolv_conf: str | None
+    resolv_conf: str | None  # the engine's (a host file); None: the rootfs's own, if any
+    rootfs: str | None  # where the rootfs's own /etc/resolv.conf is looked up
     owner: int | None
     group: int | None
     line: GuestLine | None  # the guest's words before encoding (None: the request's)
@@ -245,6 +256,7 @@ class NetworkJob(FrozenRecord):
         owner: int | None = None,
         group: int | None = None,
         line: GuestLine | None = None,
+        rootfs: str | None = None,
     ) -> None:
         self._set(
             names=names,
@@ -252,6 +264,7 @@ class NetworkJob(FrozenRecord):
             state_dir=state_dir,
             netns=netns,
             resolv_conf=resolv_conf,
+            rootfs=rootfs,
             owner=owner,
             group=group,
             line=line,
@@ -272,23 +285,35 @@ def guest_line(spec: Spec, plan: UnikernelPlan | None = None) -> GuestLine:
     return GuestLine(args=tuple(args), env=env, program=program, with_env=mode == "env")
 
 
-def resolv_conf_path(spec: Spec) -> str | None:
-    """The resolv.conf the engine gives the container: the bind mount onto /etc/resolv.conf
-    (Docker and podman write their own per container), else the rootfs's own, else None.
-
-    The rootfs's is resolved inside the rootfs (no symlink leads out of it).
-    """
+def engine_resolv_conf(spec: Spec) -> str | None:
+    """The resolv.conf the engine gives the container: the source of the bind mount onto
+    /etc/resolv.conf (Docker and podman write their own per container), else None, and the
+    init reads the rootfs's own (rootfs_resolv_conf)."""
     for mount in reversed(spec.raw.get("mounts") or ()):
         if not isinstance(mount, dict) or mount.get("destination") != RESOLV_CONF:
             continue
         source = mount.get("source")
         if isinstance(source, str) and os.path.isabs(source) and os.path.isfile(source):
             return source
+    return None
+
+
+def rootfs_resolv_conf(root: str) -> int | None:
+    """The rootfs's /etc/resolv.conf opened for reading, resolved inside the rootfs
+    (openat2, oci/rootpath.py) when it is read: a hook that swapped it for a symlink since
+    `create` planned cannot lead the read out of the rootfs. None when there is none."""
+    from runnc_py.oci.rootpath import open_regular_file, open_root
+
     try:
-        path = resolve_in_root(spec.root_path, RESOLV_CONF, where=RESOLV_CONF)
+        root_fd = open_root(root, where=RESOLV_CONF)
     except RunncError:
         return None
-    return path if os.path.isfile(path) else None
+    try:
+        return open_regular_file(root_fd, RESOLV_CONF, os.O_RDONLY, where=RESOLV_CONF)
+    except RunncError:
+        return None
+    finally:
+        os.close(root_fd)
 
 
 def network_job(
@@ -313,7 +338,8 @@ def network_job(
         kind=auto.net_kind,
         state_dir=state_dir,
         netns=paths[-1] if paths else None,
-        resolv_conf=resolv_conf_path(spec),
+        resolv_conf=engine_resolv_conf(spec),
+        rootfs=spec.root_path,
         owner=owner,
         group=group,
         line=line,
@@ -339,18 +365,25 @@ def wire_network(job: NetworkJob, req: LaunchRequest) -> LaunchRequest:
     from runnc_py.net.handover import hand_over
     from runnc_py.net.wiring import unwire
 
-    handed = hand_over(
-        req,
-        job.names,
-        kind=job.kind,
-        line=job.line,
-        # A path another process can open later: `delete` unwires through it.
-        netns=job.netns or f"/proc/{os.getpid()}/ns/net",
-        resolv_conf=job.resolv_conf,
-        owner=job.owner,
-        group=job.group,
-        state_dir=job.state_dir,
-    )
+    resolv_fd = None
+    if job.resolv_conf is None and job.rootfs is not None:
+        resolv_fd = rootfs_resolv_conf(job.rootfs)
+    try:
+        handed = hand_over(
+            req,
+            job.names,
+            kind=job.kind,
+            line=job.line,
+            # A path another process can open later: `delete` unwires through it.
+            netns=job.netns or f"/proc/{os.getpid()}/ns/net",
+            resolv_conf=job.resolv_conf if resolv_fd is None else f"/proc/self/fd/{resolv_fd}",
+            owner=job.owner,
+            group=job.group,
+            state_dir=job.state_dir,
+        )
+    finally:
+        if resolv_fd is not None:
+            os.close(resolv_fd)
     try:
         store.save(job.state_dir, handed.record)
     except BaseException:

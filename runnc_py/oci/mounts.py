@@ -7,7 +7,8 @@ users in docs/engines.md):
   `/etc/hosts` and `/etc/hostname`, are *written into the container's own ext4 image* when
   the guest gets one (an LKL guest: runnc_py.oci.autodev), with debugfs and without mounting
   anything. A guest without a root filesystem has nowhere to read them from; its network
-  configuration still takes DNS from the resolv.conf (runnc_py.oci.autodev.resolv_conf_path).
+  configuration still takes DNS from the engine's resolv.conf (autodev.engine_resolv_conf),
+  else from the rootfs's own, read inside the rootfs (autodev.rootfs_resolv_conf).
 * Other bind mounts the engine adds for its own plumbing (podman's `/run/.containerenv`, the
   shm of a pod, Kubernetes' termination log and service-account token, ...) carry nothing a
   unikernel could use and are left out.

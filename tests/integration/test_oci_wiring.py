@@ -359,3 +359,42 @@ def test_kill_9_mid_create_then_delete_force(
     assert lab.state() == before
     if guest == "blk.spt":
         assert list((private_cache / "containers").iterdir()) == []
+
+
+def test_dns_from_the_rootfs_is_read_inside_it(rt: Runtime, lab_cmdline: Lab) -> None:
+    """Without the engine's resolv.conf the guest's DNS is the rootfs's own, read when the
+    init wires; a createRuntime hook that swaps it for a symlink to a host file by then gets
+    nothing of the host's read (the link resolves inside the rootfs, where it leads nowhere)."""
+    lab = lab_cmdline
+    host_file = rt.tmp / "host-resolv.conf"
+    host_file.write_text("nameserver 10.66.6.6\n")
+    for swap in (False, True):
+        etc_placeholder = "ROOTFS_ETC"
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", f"ln -sf {host_file} {etc_placeholder}"]}
+        bundle = net_bundle(
+            rt, lab, netns=lab.path, hooks={"createRuntime": [hook]} if swap else None
+        )
+        config = json.loads((bundle / "config.json").read_text())
+        config["mounts"] = []
+        etc = bundle / "rootfs" / "etc"
+        etc.mkdir()
+        (etc / "resolv.conf").write_text("nameserver 10.77.0.54\n")
+        if swap:
+            hooks = config["hooks"]["createRuntime"]
+            hooks[0]["args"][2] = hooks[0]["args"][2].replace(
+                etc_placeholder, str(etc / "resolv.conf")
+            )
+        (bundle / "config.json").write_text(json.dumps(config))
+        cid = rt.new_id("dns")
+        pid, _ = rt.created(cid, bundle)
+        show = rt("net", "show", cid)
+        assert show.returncode == 0, show.stderr
+        assert "10.66.6.6" not in show.stdout
+        if swap:
+            assert (etc / "resolv.conf").is_symlink()  # the hook did run
+            assert "10.77.0.54" not in show.stdout
+        else:
+            assert "dns: nameservers 10.77.0.54" in show.stdout
+        assert rt("kill", cid, "KILL").returncode == 0
+        assert wait_exit(pid) == 137
+        assert rt("delete", cid).returncode == 0

@@ -242,25 +242,44 @@ def _spec(tmp_path: Path, mounts: list[dict[str, Any]] | None = None, **linux: A
     return parse_spec(data, str(tmp_path))
 
 
+def _read_fd(fd: int | None) -> str | None:
+    if fd is None:
+        return None
+    with os.fdopen(fd) as f:
+        return f.read()
+
+
 def test_resolv_conf_prefers_the_engines_bind_mount(tmp_path: Path) -> None:
     engine = tmp_path / "engine-resolv.conf"
     engine.write_text("nameserver 10.0.0.53\n")
-    assert autodev.resolv_conf_path(_spec(tmp_path)) is None
-    (tmp_path / "rootfs" / "etc").mkdir(parents=True)
-    (tmp_path / "rootfs" / "etc" / "resolv.conf").write_text("nameserver 1.1.1.1\n")
-    own = str(tmp_path / "rootfs" / "etc" / "resolv.conf")
-    assert autodev.resolv_conf_path(_spec(tmp_path)) == own
+    assert autodev.engine_resolv_conf(_spec(tmp_path)) is None
     mount = {"destination": "/etc/resolv.conf", "type": "bind", "source": str(engine)}
-    assert autodev.resolv_conf_path(_spec(tmp_path, [mount])) == str(engine)
+    assert autodev.engine_resolv_conf(_spec(tmp_path, [mount])) == str(engine)
     missing = {**mount, "source": str(tmp_path / "gone")}
-    assert autodev.resolv_conf_path(_spec(tmp_path, [missing])) == own
+    assert autodev.engine_resolv_conf(_spec(tmp_path, [missing])) is None
+    job = autodev.network_job(_spec(tmp_path, [missing]), plan({}, TWO_NETS), "/s", 0, 0)
+    assert job is not None and job.resolv_conf is None
+    assert job.rootfs == str(tmp_path / "rootfs")  # the init reads the rootfs's own
 
 
-def test_resolv_conf_symlink_stays_in_the_rootfs(tmp_path: Path) -> None:
-    (tmp_path / "rootfs" / "etc").mkdir(parents=True)
-    (tmp_path / "rootfs" / "etc" / "resolv.conf").symlink_to("/etc/hostname")
-    # /etc/hostname inside the rootfs, which does not exist: not the host's file.
-    assert autodev.resolv_conf_path(_spec(tmp_path)) is None
+def test_rootfs_resolv_conf_is_read_inside_the_rootfs(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    assert autodev.rootfs_resolv_conf(str(root)) is None
+    (root / "etc" / "resolv.conf").write_text("nameserver 1.1.1.1\n")
+    assert _read_fd(autodev.rootfs_resolv_conf(str(root))) == "nameserver 1.1.1.1\n"
+    # Swapped for a symlink out of the rootfs (as a hook could do after create planned):
+    # absolute and relative targets both resolve inside it, where the target is missing.
+    host_file = tmp_path / "host-secret"
+    host_file.write_text("nameserver 6.6.6.6\n")
+    for target in (str(host_file), "../../host-secret"):
+        (root / "etc" / "resolv.conf").unlink()
+        (root / "etc" / "resolv.conf").symlink_to(target)
+        assert autodev.rootfs_resolv_conf(str(root)) is None, target
+    (root / "etc" / "resolv.conf").unlink()
+    (root / "etc" / "resolv.conf").mkdir()  # not a regular file
+    assert autodev.rootfs_resolv_conf(str(root)) is None
+    assert autodev.rootfs_resolv_conf(str(tmp_path / "no-rootfs")) is None
 
 
 def test_network_job(tmp_path: Path) -> None:
