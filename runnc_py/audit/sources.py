@@ -53,12 +53,6 @@ def from_policy(name: str, facts: BootFacts, where_facts: str) -> Source:
                   notes=[f"policy file {pol.path}", where_facts])
 
 
-def example_facts(nets: tuple[str, ...], blocks: tuple[str, ...]) -> BootFacts:
-    from runnc_py.commands.policy_cmd import example_facts as facts
-
-    return facts(nets, blocks)
-
-
 def describe_facts(facts: BootFacts) -> str:
     parts = [f"epollfd {facts.epollfd}", f"timerfd {facts.timerfd}"]
     parts += [f"{d.kind} {d.name} fd {d.hostfd}" + (

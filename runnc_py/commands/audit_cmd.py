@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from runnc_py.commands.policy_cmd import example_facts
 from runnc_py.errors import RunncError
 
 DRIFT = 3
@@ -196,7 +197,7 @@ def policy_(name: str, nets: tuple[str, ...], blocks: tuple[str, ...], disasm: b
     """Audit what policy NAME (spt, hvt or a file) compiles to for a device set."""
     from runnc_py.audit import sources
 
-    facts = sources.example_facts(nets, blocks)
+    facts = example_facts(nets, blocks)
     _offline(sources.from_policy(name, facts, sources.describe_facts(facts)), fmt, disasm)
 
 
@@ -236,7 +237,7 @@ def check(ctx: click.Context, filter_spec: str, calls: tuple[str, ...], nets: tu
     from runnc_py.audit.callspec import answer, parse_call
 
     parsed = [parse_call(c) for c in calls]  # every call checked before any work
-    source = sources.resolve_spec(filter_spec, _root(ctx), sources.example_facts(nets, blocks))
+    source = sources.resolve_spec(filter_spec, _root(ctx), example_facts(nets, blocks))
     sem = source.semantics()
     programs = source.parsed()
     results = []
@@ -269,7 +270,7 @@ def diff_(ctx: click.Context, left: str, right: str, nets: tuple[str, ...],
     from runnc_py.audit import sources
     from runnc_py.audit.diff import differences
 
-    facts = sources.example_facts(nets, blocks)
+    facts = example_facts(nets, blocks)
     a = sources.resolve_spec(left, _root(ctx), facts)
     b = sources.resolve_spec(right, _root(ctx), facts)
     diffs = differences(a.semantics(), b.semantics())
@@ -305,7 +306,7 @@ def compare(docker_profile: str | None, fmt: str) -> None:
     from runnc_py.audit import compare as table
     from runnc_py.audit import sources
 
-    facts = sources.example_facts(("service0",), ("storage",))
+    facts = example_facts(("service0",), ("storage",))
     rows = [
         table.row("spt guest (1 net, 1 block)",
                   sources.from_policy("spt", facts, sources.describe_facts(facts))),

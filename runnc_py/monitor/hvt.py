@@ -22,7 +22,7 @@ import os
 import sys
 
 from runnc_py.errors import RunncError
-from runnc_py.monitor.launch import _close_quietly
+from runnc_py.monitor.launch import close_quietly
 from runnc_py.record import Record
 
 TYPE_CHECKING = False  # the boot path imports no typing (runnc_py/record.py says why)
@@ -178,7 +178,7 @@ class PreparedHvt(Record):
             _hvt.lib.runnc_hvt_destroy(self.vm)
             self.vm = None
         self.devices.close()
-        _close_quietly([self.elf_fd, self.epollfd, self.timerfd])
+        close_quietly([self.elf_fd, self.epollfd, self.timerfd])
 
 
 def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> PreparedHvt:
@@ -215,7 +215,7 @@ def prepare_hvt(req: LaunchRequest, *, policy: str | None = DEFAULT_POLICY) -> P
         manifest = devices.manifest(image)
     except BaseException:
         devices.close()
-        _close_quietly(opened)
+        close_quietly(opened)
         raise
     prepared = PreparedHvt(
         image=image,

@@ -37,7 +37,7 @@ MIN_FREE_BYTES = 256 * 1024
 MONITORS = ("auto", "spt", "hvt")
 
 
-def _close_quietly(fds: list[int]) -> None:
+def close_quietly(fds: list[int]) -> None:
     for fd in fds:
         try:  # noqa: SIM105 (contextlib costs the boot path ~2 ms)
             os.close(fd)
@@ -173,7 +173,7 @@ class PreparedBoot(Record):
 
     def close(self) -> None:
         self.devices.close()
-        _close_quietly([self.elf_fd, self.epollfd, self.timerfd])
+        close_quietly([self.elf_fd, self.epollfd, self.timerfd])
 
 
 def guest_cmdline(args: tuple[str, ...] | list[str]) -> bytes:
@@ -331,7 +331,7 @@ class GuestDevices(Record):
         return [*(n.fd for n in self.nets), *(b.fd for b in self.blocks)]
 
     def close(self) -> None:
-        _close_quietly(self.owned)
+        close_quietly(self.owned)
 
     def manifest(self, image: UnikernelImage) -> bytes:
         """The manifest as the guest must see it: every attached entry filled in."""
@@ -416,7 +416,7 @@ def prepare(req: LaunchRequest) -> Prepared:
         bpf = filter_program(policy, facts)
     except BaseException:
         devices.close()
-        _close_quietly(opened)
+        close_quietly(opened)
         raise
     return PreparedBoot(
         image=image,
