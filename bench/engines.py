@@ -16,6 +16,7 @@ ctr uses the node's containerd, else dockerd's own) and runnc-py must be registe
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -263,6 +264,10 @@ def add_ctr(s: Setup) -> None:
     for archive in (s.hello_tar, true_archive):
         sh([*ctr, "images", "import", str(archive)])
     refs = {HELLO: f"docker.io/{HELLO}", TRUE: f"docker.io/{TRUE}"}
+    # After the images (cleanup): the namespace, once containerd's garbage collector has
+    # dropped their content, and the cgroup parent named after it that containerd has both
+    # runtimes make (/runnc-py-bench/<ID>) and never removes.
+    s.restore.append(lambda: remove_ctr_namespace(ctr[:3], "runnc-py-bench"))
     s.cleanup.append([*ctr, "images", "rm", *refs.values()])
     base = [*ctr, "run", "--rm"]
     runc = str(s.wrappers["runc"].target)
@@ -273,6 +278,24 @@ def add_ctr(s: Setup) -> None:
     for rt, image, args in (("runnc-py", refs[HELLO], []), ("runc", refs[TRUE], ["/true"])):
         wrapper = str(s.wrappers[rt].path)
         s.timed.append(("ctr", rt, [*base, "--runc-binary", wrapper, image, FRESH_ID, *args]))
+
+
+def remove_ctr_namespace(ctr: list[str], name: str) -> None:
+    """Remove containerd namespace NAME (retried: content goes asynchronously), then the
+    empty cgroup parent of the same name."""
+    deadline = time.monotonic() + 10
+    while (
+        sh([*ctr, "namespaces", "rm", name], check=False).returncode and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    remove_empty_cgroup(name)
+
+
+def remove_empty_cgroup(name: str) -> None:
+    """rmdir /NAME in every cgroup hierarchy where it is left empty."""
+    for parent in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]:
+        with contextlib.suppress(OSError):  # absent, not empty, or not a hierarchy
+            (parent / name).rmdir()
 
 
 def measure_runs(s: Setup, runs: int) -> None:

@@ -111,6 +111,16 @@ def expect_ok(chan: Channel, where: str) -> None:
     raise RunncError("the container's init exited unexpectedly", where=where)
 
 
+def send_go(chan: Channel, where: str) -> None:
+    """Parent side: tell the init to go on. If it died meanwhile, what it said before dying
+    (its own error, already in the pipe) or that it died wins over the broken pipe."""
+    try:
+        chan.send(GO)
+    except RunncError:
+        expect_ok(chan, where)
+        raise
+
+
 def _wait_go(chan: Channel) -> None:
     """Init side: block until the parent says go; exit quietly if the parent is gone."""
     try:

@@ -439,7 +439,7 @@ def _check_terminal(terminal: bool, console_socket: str | None, foreground: bool
 def _create_planned(g: Globals, store: Store, job: CreateJob, pid_file: str | None) -> int:
     """Steps 2 on: make it all, recording each thing in state.json before it exists, so a
     create killed half-way leaves what `delete --force` finds."""
-    from runnc_py.oci.init import GO, expect_ok, send
+    from runnc_py.oci.init import expect_ok, send_go
 
     directory = store.make_dir(job.container_id)
     state = _initial_state(job)
@@ -456,14 +456,14 @@ def _create_planned(g: Globals, store: Store, job: CreateJob, pid_file: str | No
                 store.save(state)  # the init's pid and start time
                 _make_cgroup_meanwhile(store, state, job.cg_plan, chan)
                 _run_create_hooks(job, state)
-                send(chan, GO)
+                send_go(chan, "create: devices")
                 expect_ok(chan, "create: devices")
                 if pid_file:
                     _write_pid_file(pid_file, state.pid)
                     wrote_pid_file = pid_file
                 state.phase = CREATED
                 store.save(state)
-                send(chan, GO)
+                send_go(chan, "create")
             finally:
                 chan.close()
     except BaseException:

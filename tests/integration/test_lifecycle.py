@@ -546,6 +546,23 @@ def test_failing_hook_aborts_create(rt: Runtime, kind: str) -> None:
     assert "Hello" not in out.read_text()
 
 
+def test_init_killed_by_a_create_hook(rt: Runtime) -> None:
+    """The init dies while the runtime's hooks run: create says so in one line (not as a
+    broken pipe) and leaves nothing behind."""
+    cid = rt.new_id()
+    # Kill it, then wait until it is a zombie (its pipes closed) before the hook returns.
+    kill_init = (
+        "pid=$(tr -d ' \\n' | sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); kill -9 $pid; "
+        "until cut -d')' -f2 /proc/$pid/stat | grep -q '^ Z'; do sleep 0.01; done"
+    )
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", kill_init]}
+    done, _ = rt.create(cid, rt.bundle("hello.spt", hooks={"createRuntime": [hook]}))
+    assert done.returncode == 1
+    assert last_error(rt) == "create: devices: the container's init exited unexpectedly"
+    assert_gone(rt, cid)
+    assert not children()
+
+
 def test_hook_timeout(rt: Runtime) -> None:
     cid = rt.new_id()
     hook = {"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}
