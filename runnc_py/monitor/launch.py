@@ -282,6 +282,9 @@ def load_image(req: LaunchRequest) -> UnikernelImage:
     return image
 
 
+_FILTER_MODULES = ("runnc_py.sandbox.facts", "runnc_py.sandbox.locate", "runnc_py.sandbox.programs")
+
+
 def boot_modules(req: LaunchRequest) -> tuple[str, ...]:
     """The modules prepare() and boot() import for REQ's monitor. A created container's init
     imports them while it waits for the parent's "go", so what follows the hooks holds only
@@ -289,9 +292,6 @@ def boot_modules(req: LaunchRequest) -> tuple[str, ...]:
     if select_monitor(req.monitor, load_image(req)) == "hvt":
         return ("runnc_py._hvt", "runnc_py.monitor.hvt", *_FILTER_MODULES)
     return ("runnc_py._launcher", *_FILTER_MODULES)
-
-
-_FILTER_MODULES = ("runnc_py.sandbox.facts", "runnc_py.sandbox.locate", "runnc_py.sandbox.programs")
 
 
 def check(req: LaunchRequest) -> UnikernelImage:

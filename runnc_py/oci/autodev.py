@@ -346,6 +346,17 @@ def network_job(
     )
 
 
+# What wire_network imports, net/handover.py's own lazy imports included (oci/init.py loads
+# them while the init waits for "go").
+NETWORK_MODULES = (
+    "runnc_py.net.handover",
+    "runnc_py.net.config",
+    "runnc_py.net.read",
+    "runnc_py.net.store",
+    "runnc_py.net.wiring",
+)
+
+
 def wire_network(job: NetworkJob, req: LaunchRequest) -> LaunchRequest:
     """In the init (inside the container's netns): wire, record net.json, return the request.
 

@@ -285,7 +285,9 @@ def _import_boot_modules(cfg: InitConfig) -> None:
 
     names = (*launch.boot_modules(cfg.request), *security.MODULES, "runnc_py.oci.hooks")
     if cfg.network is not None:
-        names += ("runnc_py.oci.autodev",)
+        from runnc_py.oci import autodev  # loaded already: create planned the network with it
+
+        names += autodev.NETWORK_MODULES
     for name in names:
         __import__(name)
 

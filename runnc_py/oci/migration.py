@@ -22,8 +22,9 @@ from __future__ import annotations
 import _thread
 import os
 
-_V2_MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
-_V1_ROOT = "/sys/fs/cgroup/"
+from runnc_py.oci.cgroup_plan import CGROUP_ROOT
+
+_V2_MOUNTS = (CGROUP_ROOT, f"{CGROUP_ROOT}/unified")  # pure v2; a hybrid host's v2 tree
 
 
 def start_grace_period() -> None:
@@ -71,5 +72,5 @@ def procs_files(proc_cgroup: str) -> list[str]:
         if hierarchy == "0" and controllers == "":
             paths += [f"{mount}{cgroup}/cgroup.procs" for mount in _V2_MOUNTS]
         elif controllers and "/" not in controllers and "=" not in controllers:
-            paths.append(f"{_V1_ROOT}{controllers}{cgroup}/cgroup.procs")
+            paths.append(f"{CGROUP_ROOT}/{controllers}{cgroup}/cgroup.procs")
     return paths
